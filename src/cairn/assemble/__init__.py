@@ -1,0 +1,1 @@
+"""Sections of a configuration become segments: ordered, deterministic filesystem entries."""

@@ -1,0 +1,211 @@
+"""The one compression front door: reading compressed layers and writing compressed outputs.
+
+Outputs are reproducible: gzip is the classic zlib algorithm (deterministic, and as small
+as ``gzip -6``) split into fixed 1 MiB blocks that are compressed in parallel, each primed
+with the previous block's last 32 KiB (as pigz does), so the bytes never depend on the
+number of threads; zstd always uses its multi-threaded mode, whose output likewise does not
+depend on the number of workers. Gzip headers carry no time and no name.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import zlib
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import BinaryIO, Protocol
+
+from cairn.errors import CairnError
+
+METHODS = ("gzip", "zstd", "none")
+SUFFIX = {"gzip": ".gz", "zstd": ".zst", "none": ""}
+
+_BLOCK = 1 << 20
+_WINDOW = 1 << 15
+_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03"  # no mtime, no name, OS=Unix
+_pool: ThreadPoolExecutor | None = None
+
+
+def workers() -> int:
+    """Threads used for compression: one per available CPU."""
+    return max(1, len(os.sched_getaffinity(0)))
+
+
+def pool() -> ThreadPoolExecutor:
+    """The process-wide thread pool for compression work (zlib releases the GIL)."""
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=workers(), thread_name_prefix="compress")
+    return _pool
+
+
+class Writer(Protocol):
+    def write(self, data: bytes | bytearray | memoryview, /) -> int: ...
+
+    def close(self) -> None: ...
+
+
+def _deflate_block(block: bytes, primer: bytes, level: int, final: bool) -> bytes:
+    if primer:
+        c = zlib.compressobj(level, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY, primer)
+    else:
+        c = zlib.compressobj(level, zlib.DEFLATED, -15, 8)
+    return c.compress(block) + c.flush(zlib.Z_FINISH if final else zlib.Z_SYNC_FLUSH)
+
+
+class GzipWriter:
+    """A parallel, deterministic gzip stream (one member) written to ``out``."""
+
+    def __init__(self, out: BinaryIO, level: int = 6) -> None:
+        self._out = out
+        self._level = level
+        self._buffer = bytearray()
+        self._primer = b""
+        self._crc = 0
+        self._size = 0
+        self._pending: deque[Future[bytes]] = deque()
+        self._limit = 2 * workers()
+        out.write(_GZIP_HEADER)
+
+    def write(self, data: bytes | bytearray | memoryview, /) -> int:
+        self._buffer += data
+        while len(self._buffer) >= _BLOCK:
+            block = bytes(self._buffer[:_BLOCK])
+            del self._buffer[:_BLOCK]
+            self._submit(block, final=False)
+        return len(data)
+
+    def _submit(self, block: bytes, *, final: bool) -> None:
+        self._crc = zlib.crc32(block, self._crc)
+        self._size += len(block)
+        self._pending.append(pool().submit(_deflate_block, block, self._primer, self._level, final))
+        self._primer = block[-_WINDOW:]
+        while len(self._pending) > self._limit:
+            self._out.write(self._pending.popleft().result())
+
+    def close(self) -> None:
+        self._submit(bytes(self._buffer), final=True)
+        self._buffer.clear()
+        while self._pending:
+            self._out.write(self._pending.popleft().result())
+        self._out.write(struct.pack("<II", self._crc, self._size & 0xFFFFFFFF))
+
+
+class ZstdWriter:
+    """A zstd frame written with zstd's multi-threaded mode (worker-count independent)."""
+
+    def __init__(self, out: BinaryIO, level: int = 3) -> None:
+        import zstandard
+
+        params = zstandard.ZstdCompressionParameters.from_level(
+            level, threads=workers(), write_checksum=True
+        )
+        self._writer = zstandard.ZstdCompressor(compression_params=params).stream_writer(
+            out, closefd=False
+        )
+
+    def write(self, data: bytes | bytearray | memoryview, /) -> int:
+        return int(self._writer.write(data))
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+class PlainWriter:
+    def __init__(self, out: BinaryIO) -> None:
+        self._out = out
+
+    def write(self, data: bytes | bytearray | memoryview, /) -> int:
+        return self._out.write(data)
+
+    def close(self) -> None:
+        pass
+
+
+def writer(method: str, out: BinaryIO) -> Writer:
+    """A compressing writer into ``out`` (which it does not close)."""
+    if method == "gzip":
+        return GzipWriter(out)
+    if method == "zstd":
+        return ZstdWriter(out)
+    if method == "none":
+        return PlainWriter(out)
+    raise CairnError(f"unknown compression {method!r}", hint=f"use one of: {', '.join(METHODS)}")
+
+
+def compress_bytes(method: str, data: bytes) -> bytes:
+    """Compress a whole buffer (for small outputs)."""
+    out = io.BytesIO()
+    w = writer(method, out)
+    w.write(data)
+    w.close()
+    return out.getvalue()
+
+
+# Magic numbers of the compressed streams Cairn reads (layers, .deb members, initrds).
+_MAGIC: list[tuple[bytes, str]] = [
+    (b"\x1f\x8b", "gzip"),
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"BZh", "bzip2"),
+]
+
+
+def sniff(head: bytes) -> str:
+    """The compression of a stream, from its first bytes: gzip, zstd, xz, bzip2 or none."""
+    for magic, name in _MAGIC:
+        if head.startswith(magic):
+            return name
+    return "none"
+
+
+def reader(stream: BinaryIO, method: str | None = None) -> BinaryIO:
+    """A decompressing reader over ``stream``; ``method=None`` detects it from the magic."""
+    if method is None:
+        buffered = stream if isinstance(stream, io.BufferedReader) else io.BufferedReader(
+            stream  # type: ignore[arg-type]
+        )
+        method = sniff(buffered.peek(8)[:8])
+        stream = buffered
+    opener = _READERS.get(method)
+    if opener is None:
+        raise CairnError(f"unsupported compression {method!r}")
+    return opener(stream)
+
+
+def _gzip_reader(stream: BinaryIO) -> BinaryIO:
+    from isal import igzip
+
+    return igzip.IGzipFile(fileobj=stream, mode="rb")  # type: ignore[no-any-return]
+
+
+def _zstd_reader(stream: BinaryIO) -> BinaryIO:
+    import zstandard
+
+    return zstandard.ZstdDecompressor().stream_reader(  # type: ignore[no-any-return]
+        stream, read_across_frames=True, closefd=False
+    )
+
+
+def _xz_reader(stream: BinaryIO) -> BinaryIO:
+    import lzma
+
+    return lzma.LZMAFile(stream, "rb")
+
+
+def _bzip2_reader(stream: BinaryIO) -> BinaryIO:
+    import bz2
+
+    return bz2.BZ2File(stream, "rb")
+
+
+_READERS: dict[str, Callable[[BinaryIO], BinaryIO]] = {
+    "gzip": _gzip_reader,
+    "zstd": _zstd_reader,
+    "xz": _xz_reader,
+    "bzip2": _bzip2_reader,
+    "none": lambda s: s,
+}
