@@ -16,7 +16,7 @@ import zlib
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import BinaryIO, Protocol
+from typing import IO, BinaryIO, Protocol, cast
 
 from cairn.errors import CairnError
 
@@ -111,7 +111,7 @@ class ZstdWriter:
         return int(self._writer.write(data))
 
     def close(self) -> None:
-        self._writer.close()
+        self._writer.close()  # type: ignore[no-untyped-call]
 
 
 class PlainWriter:
@@ -162,47 +162,78 @@ def sniff(head: bytes) -> str:
     return "none"
 
 
-def reader(stream: BinaryIO, method: str | None = None) -> BinaryIO:
+def reader(stream: IO[bytes], method: str | None = None) -> IO[bytes]:
     """A decompressing reader over ``stream``; ``method=None`` detects it from the magic."""
     if method is None:
-        buffered = stream if isinstance(stream, io.BufferedReader) else io.BufferedReader(
-            stream  # type: ignore[arg-type]
-        )
-        method = sniff(buffered.peek(8)[:8])
-        stream = buffered
+        head = stream.read(8)
+        method = sniff(head)
+        stream = cast(IO[bytes], _Prefixed(head, stream))
     opener = _READERS.get(method)
     if opener is None:
         raise CairnError(f"unsupported compression {method!r}")
     return opener(stream)
 
 
-def _gzip_reader(stream: BinaryIO) -> BinaryIO:
+class _Prefixed:
+    """A stream with bytes already read from its start put back in front."""
+
+    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
+        self._head = head
+        self._rest = rest
+
+    def read(self, size: int = -1, /) -> bytes:
+        if not self._head:
+            return self._rest.read(size)
+        if size < 0:
+            data, self._head = self._head + self._rest.read(), b""
+            return data
+        data, self._head = self._head[:size], self._head[size:]
+        return data if len(data) == size else data + self._rest.read(size - len(data))
+
+    def readinto(self, buffer: bytearray | memoryview, /) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._rest.close()
+
+    def __enter__(self) -> _Prefixed:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _gzip_reader(stream: IO[bytes]) -> IO[bytes]:
     from isal import igzip
 
-    return igzip.IGzipFile(fileobj=stream, mode="rb")  # type: ignore[no-any-return]
+    return cast(IO[bytes], igzip.IGzipFile(fileobj=stream, mode="rb"))  # type: ignore[no-untyped-call]
 
 
-def _zstd_reader(stream: BinaryIO) -> BinaryIO:
+def _zstd_reader(stream: IO[bytes]) -> IO[bytes]:
     import zstandard
 
-    return zstandard.ZstdDecompressor().stream_reader(  # type: ignore[no-any-return]
-        stream, read_across_frames=True, closefd=False
-    )
+    reader = zstandard.ZstdDecompressor().stream_reader(stream, read_across_frames=True)
+    return cast(IO[bytes], reader)
 
 
-def _xz_reader(stream: BinaryIO) -> BinaryIO:
+def _xz_reader(stream: IO[bytes]) -> IO[bytes]:
     import lzma
 
-    return lzma.LZMAFile(stream, "rb")
+    return cast(IO[bytes], lzma.LZMAFile(stream, "rb"))
 
 
-def _bzip2_reader(stream: BinaryIO) -> BinaryIO:
+def _bzip2_reader(stream: IO[bytes]) -> IO[bytes]:
     import bz2
 
-    return bz2.BZ2File(stream, "rb")
+    return cast(IO[bytes], bz2.BZ2File(stream, "rb"))
 
 
-_READERS: dict[str, Callable[[BinaryIO], BinaryIO]] = {
+_READERS: dict[str, Callable[[IO[bytes]], IO[bytes]]] = {
     "gzip": _gzip_reader,
     "zstd": _zstd_reader,
     "xz": _xz_reader,

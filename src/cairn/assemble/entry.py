@@ -1,6 +1,6 @@
 """The filesystem entry: the unit every section produces and every format consumes.
 
-A segment yields ``(Entry, data)`` pairs. ``data`` is a readable binary stream for regular
+A segment yields ``(Entry, data)`` pairs. ``data`` is a :class:`Readable` for regular
 files (exactly ``entry.size`` bytes, valid only until the next pair is requested, so writers
 stream it straight through) and ``None`` for everything else.
 """
@@ -12,7 +12,7 @@ import io
 import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from typing import BinaryIO
+from typing import Protocol
 
 # 2017-04-18T16:30:00Z: LinuxKit's timestamp for every generated entry, kept so trees match.
 DEFAULT_MTIME = 1492533000
@@ -61,7 +61,13 @@ class Entry:
         return replace(self, path=join(prefix, self.path), link=link)
 
 
-Item = tuple[Entry, BinaryIO | None]
+class Readable(Protocol):
+    """What a regular file's data is: something to ``read`` exactly ``entry.size`` bytes from."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+Item = tuple[Entry, Readable | None]
 
 
 def join(*parts: str) -> str:

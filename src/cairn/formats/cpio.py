@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import stat
 from collections.abc import Iterable
-from typing import BinaryIO
-
-from cairn.assemble.entry import Entry, Item, Kind, relative_link
+from cairn.assemble.entry import Entry, Item, Kind, Readable, relative_link
 from cairn.compress import Writer
 from cairn.errors import CairnError
 
@@ -53,7 +51,7 @@ class CpioWriter:
         self._ino += 1
         self._emit(header + name + b"\0" + _pad(110 + len(name) + 1))
 
-    def add(self, entry: Entry, data: BinaryIO | None) -> None:
+    def add(self, entry: Entry, data: Readable | None) -> None:
         """Append one entry; a regular file's data is streamed from ``data``."""
         name = entry.path.encode("utf-8", "surrogateescape")
         kind, link = entry.kind, entry.link
@@ -86,7 +84,7 @@ class CpioWriter:
         self._emit(b"\0" * (-self.written % 512))
 
 
-def _copy_exact(data: BinaryIO, emit: object, size: int, path: str) -> None:
+def _copy_exact(data: Readable, emit: object, size: int, path: str) -> None:
     remaining = size
     write = emit  # a bound method; kept generic for speed
     while remaining:

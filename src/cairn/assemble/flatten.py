@@ -1,0 +1,302 @@
+"""Flatten an image's layers into one stream of entries, safely.
+
+Layers are applied bottom to top with OCI semantics: a later layer replaces a path, a
+``.wh.NAME`` whiteout deletes ``NAME`` (and everything under it) from the layers below, and
+``.wh..wh..opq`` hides everything the layers below put in that directory. Only the final
+version of each path is emitted, and it is emitted in an order the kernel's initramfs
+unpacker can follow: a directory always comes before anything inside it (at its lowest
+surviving position, with the metadata of its top-most version).
+
+To do that in one streaming pass over the data, the headers of every layer above the
+bottom one are read first (their data is skipped); the bottom layer, which usually holds
+most of the bytes, is only read once.
+
+Every layer is hostile until proven otherwise: an absolute name, a ``..`` component, a path
+that passes through a symlink, or a hard link to anything but an earlier file of the same
+image is refused with an error naming the image and the entry.
+"""
+
+from __future__ import annotations
+
+import lzma
+import tarfile
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import IO
+
+from cairn import compress
+from cairn.assemble.entry import Entry, Item, Kind, clean, parents
+from cairn.errors import CairnError
+
+LayerOpener = Callable[[], IO[bytes]]
+
+_WHITEOUT = ".wh."
+_OPAQUE = ".wh..wh..opq"
+
+_KINDS = {
+    tarfile.REGTYPE: Kind.FILE,
+    tarfile.AREGTYPE: Kind.FILE,
+    tarfile.CONTTYPE: Kind.FILE,
+    tarfile.DIRTYPE: Kind.DIR,
+    tarfile.SYMTYPE: Kind.SYMLINK,
+    tarfile.LNKTYPE: Kind.HARDLINK,
+    tarfile.CHRTYPE: Kind.CHAR,
+    tarfile.BLKTYPE: Kind.BLOCK,
+    tarfile.FIFOTYPE: Kind.FIFO,
+}
+
+
+# What a damaged layer raises from inside the decompressors and the tar reader.
+_READ_ERRORS: tuple[type[BaseException], ...] = (
+    tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError,
+)  # fmt: skip
+
+
+def _read_errors() -> tuple[type[BaseException], ...]:
+    import zstandard
+
+    return (*_READ_ERRORS, zstandard.ZstdError)
+
+
+@contextmanager
+def reading(where: str) -> Iterator[None]:
+    """Turn a damaged archive's low-level exceptions into one clear error naming it."""
+    try:
+        yield
+    except _read_errors() as exc:
+        raise CairnError(f"{where}: the layer is not a valid tar archive: {exc}") from exc
+
+
+class _Data:
+    """A file's data stream whose read errors name the image and entry."""
+
+    def __init__(self, stream: IO[bytes], where: str) -> None:
+        self._stream = stream
+        self._where = where
+
+    def read(self, size: int = -1, /) -> bytes:
+        with reading(self._where):
+            return self._stream.read(size)
+
+    def __enter__(self) -> _Data:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def open_layer(stream: IO[bytes]) -> tarfile.TarFile:
+    """A streaming tar reader over a (possibly compressed) layer blob."""
+    return tarfile.open(fileobj=compress.reader(stream), mode="r|", bufsize=1 << 16)
+
+
+@dataclass
+class _Above:
+    """What the layers above a given one do, as the highest layer index doing each thing."""
+
+    whiteout: dict[str, int] = field(default_factory=dict)  # path deleted
+    opaque: dict[str, int] = field(default_factory=dict)  # directory made opaque
+    present: dict[str, int] = field(default_factory=dict)  # path has an entry
+    nondir: dict[str, int] = field(default_factory=dict)  # path has a non-directory entry
+    top_dir: dict[str, tuple[int, Entry]] = field(default_factory=dict)  # top-most dir version
+
+    def killed(self, path: str, kind: Kind, layer: int) -> bool:
+        """Whether the entry ``path`` of ``layer`` is hidden by some layer above it."""
+        if self.whiteout.get(path, -1) > layer or self.nondir.get(path, -1) > layer:
+            return True
+        if kind is not Kind.DIR and self.present.get(path, -1) > layer:
+            return True
+        for ancestor in parents(path):
+            if (
+                self.whiteout.get(ancestor, -1) > layer
+                or self.opaque.get(ancestor, -1) > layer
+                or self.nondir.get(ancestor, -1) > layer
+            ):
+                return True
+        return False
+
+
+def _entry(member: tarfile.TarInfo, path: str, where: str) -> Entry:
+    kind = _KINDS.get(member.type)
+    if kind is None:
+        raise CairnError(f"{where}: entry {member.name!r} has an unsupported type {member.type!r}")
+    link = ""
+    if kind is Kind.SYMLINK:
+        link = member.linkname
+    elif kind is Kind.HARDLINK:
+        target = clean(member.linkname)
+        if not target:
+            raise CairnError(
+                f"{where}: hard link {member.name!r} points outside the image "
+                f"({member.linkname!r}); refusing the image"
+            )
+        link = target
+    xattrs = tuple(
+        sorted(
+            (key.removeprefix("SCHILY.xattr."), value.encode("utf-8", "surrogateescape"))
+            for key, value in member.pax_headers.items()
+            if key.startswith("SCHILY.xattr.")
+        )
+    )
+    return Entry(
+        path=path,
+        kind=kind,
+        mode=member.mode & 0o7777,
+        uid=member.uid,
+        gid=member.gid,
+        mtime=int(member.mtime),
+        size=member.size if kind is Kind.FILE else 0,
+        link=link,
+        devmajor=member.devmajor if kind in (Kind.CHAR, Kind.BLOCK) else 0,
+        devminor=member.devminor if kind in (Kind.CHAR, Kind.BLOCK) else 0,
+        xattrs=xattrs,
+    )
+
+
+def _members(layer: tarfile.TarFile, where: str) -> Iterator[tuple[tarfile.TarInfo, str]]:
+    """The layer's members with cleaned names; unsafe names raise."""
+    members = iter(layer)
+    while True:
+        with reading(where):
+            member = next(members, None)
+        if member is None:
+            return
+        path = clean(member.name)
+        if path is None:
+            raise CairnError(
+                f"{where}: entry {member.name!r} would land outside the image "
+                "(absolute name or '..'); refusing the image"
+            )
+        yield member, path
+
+
+def _scan(opener: LayerOpener, index: int, above: _Above, where: str) -> None:
+    with opener() as stream, _opened(stream, where) as layer:
+        for member, path in _members(layer, where):
+            base = path.rsplit("/", 1)[-1]
+            directory = path.rpartition("/")[0]
+            if base == _OPAQUE:
+                above.opaque[directory] = index
+            elif base.startswith(_WHITEOUT):
+                target = f"{directory}/{base[len(_WHITEOUT) :]}".lstrip("/")
+                above.whiteout[target] = index
+            elif path:
+                above.present[path] = index
+                entry = _entry(member, path, where)
+                if entry.kind is Kind.DIR:
+                    above.top_dir.setdefault(path, (index, entry))
+                else:
+                    above.nondir[path] = index
+
+
+@contextmanager
+def _opened(stream: IO[bytes], where: str) -> Iterator[tarfile.TarFile]:
+    with reading(where):
+        layer = open_layer(stream)
+    with layer:
+        yield layer
+
+
+class _Guard:
+    """Refuses entries that would pass through a symlink or link outside the image."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self.symlinks: set[str] = set()
+        self.emitted: dict[str, Kind] = {}
+        self.dirs: set[str] = set()
+        self.placeholders: set[str] = set()
+
+    def check(self, entry: Entry) -> None:
+        for ancestor in parents(entry.path):
+            if ancestor in self.symlinks:
+                raise CairnError(
+                    f"{self.where}: entry {entry.path!r} passes through the symlink "
+                    f"{ancestor!r}; refusing the image"
+                )
+        if entry.kind is Kind.SYMLINK and entry.path in self.dirs:
+            raise CairnError(
+                f"{self.where}: symlink {entry.path!r} replaces a directory that already has "
+                "entries; refusing the image"
+            )
+
+    def record(self, entry: Entry) -> None:
+        self.emitted[entry.path] = entry.kind
+        if entry.kind is Kind.SYMLINK:
+            self.symlinks.add(entry.path)
+        for ancestor in parents(entry.path):
+            self.dirs.add(ancestor)
+
+
+def flatten(layers: Sequence[LayerOpener], where: str) -> Iterator[Item]:
+    """Yield the final tree of ``layers`` (bottom first) as ``(Entry, data)`` items.
+
+    ``where`` names the image in error messages. Regular-file data streams are valid only
+    until the next item is requested.
+    """
+    above = _Above()
+    for index in range(len(layers) - 1, 0, -1):
+        _scan(layers[index], index, above, f"{where} (layer {index + 1})")
+    guard = _Guard(where)
+    deferred: list[Entry] = []
+    for index, opener in enumerate(layers):
+        layer_where = f"{where} (layer {index + 1})"
+        with opener() as stream, _opened(stream, layer_where) as layer:
+            for member, path in _members(layer, layer_where):
+                if not path:
+                    continue
+                base = path.rsplit("/", 1)[-1]
+                if base.startswith(_WHITEOUT):
+                    continue
+                entry = _entry(member, path, layer_where)
+                if above.killed(path, entry.kind, index):
+                    continue
+                if entry.kind is Kind.DIR:
+                    if guard.emitted.get(path) is Kind.DIR and path not in guard.placeholders:
+                        continue
+                    guard.placeholders.discard(path)
+                    top = above.top_dir.get(path)
+                    if top and top[0] > index:
+                        entry = top[1]
+                if entry.kind is Kind.HARDLINK and guard.emitted.get(entry.link) is not Kind.FILE:
+                    # The target comes from a higher layer (or not at all): link it once
+                    # everything else is out, or refuse if it never appears.
+                    deferred.append(entry)
+                    continue
+                guard.check(entry)
+                yield from _missing_parents(entry, guard)
+                guard.record(entry)
+                if entry.kind is Kind.FILE:
+                    data = layer.extractfile(member)
+                    assert data is not None
+                    yield entry, _Data(data, f"{layer_where}: {path}")
+                else:
+                    yield entry, None
+    for entry in deferred:
+        if guard.emitted.get(entry.link) is not Kind.FILE:
+            raise CairnError(
+                f"{where}: hard link {entry.path!r} points at {entry.link!r}, which is not a "
+                "file of this image; refusing the image"
+            )
+        guard.check(entry)
+        yield from _missing_parents(entry, guard)
+        guard.record(entry)
+        yield entry, None
+
+
+def _missing_parents(entry: Entry, guard: _Guard) -> Iterator[Item]:
+    # A layer may name a file before (or without) its directory; the kernel's unpacker
+    # cannot create parents on its own, so a plain directory stands in until the real one.
+    for ancestor in parents(entry.path):
+        if ancestor not in guard.emitted:
+            placeholder = Entry(ancestor, Kind.DIR, 0o755, mtime=entry.mtime)
+            guard.record(placeholder)
+            guard.placeholders.add(ancestor)
+            yield placeholder, None
+        elif guard.emitted[ancestor] is not Kind.DIR:
+            raise CairnError(
+                f"{guard.where}: entry {entry.path!r} is inside {ancestor!r}, which is not a "
+                "directory; refusing the image"
+            )
