@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import stat
 from collections.abc import Iterable
+
 from cairn.assemble.entry import Entry, Item, Kind, Readable, relative_link
 from cairn.compress import Writer
 from cairn.errors import CairnError
