@@ -15,7 +15,7 @@ from typing import Any
 
 log = logging.getLogger("cairn")
 
-_state: dict[str, Any] = {"depth": 0, "progress": True}
+_state: dict[str, Any] = {"depth": 0, "progress": False}
 
 
 def setup(verbosity: int = 1, *, progress: bool | None = None) -> None:
