@@ -1,0 +1,73 @@
+"""``@pkg:PATH`` templates: a package directory named in YAML becomes its image tag.
+
+Any string value ``@pkg:PATH`` (quoted in YAML, since ``@`` is reserved) is replaced by the
+canonical tag of the package at PATH, relative to the YAML file's directory, as ``cairn pkg
+show-tag --canonical`` prints it, e.g. ``docker.io/linuxkit/init:<hash>``. PATH may be a
+glob that matches exactly one package. Only local files get templates (not stdin or URLs),
+as in LinuxKit. Unlike LinuxKit, which silently leaves an unresolvable template in place
+(to fail later as a strange image name), Cairn reports it where it was written.
+"""
+
+from __future__ import annotations
+
+import glob
+from pathlib import Path
+from typing import Any
+
+from cairn.config.parse import Parsed
+from cairn.config.parse import Path as KeyPath
+from cairn.config.problems import Problem, key_path
+from cairn.errors import CairnError
+from cairn.pkg.tag import package_tag
+
+PREFIX = "@pkg:"
+
+
+class TemplateResolver:
+    """Resolves templates for one load; each package is hashed once however often it is named."""
+
+    def __init__(self) -> None:
+        self._tags: dict[Path, str] = {}
+
+    def resolve(self, parsed: Parsed, base: Path) -> list[Problem]:
+        """Replace every ``@pkg:`` value in ``parsed.data`` in place; return the failures."""
+        problems: list[Problem] = []
+        self._walk(parsed, parsed.data, (), base, problems)
+        return problems
+
+    def _walk(
+        self, parsed: Parsed, node: Any, path: KeyPath, base: Path, problems: list[Problem]
+    ) -> Any:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                node[key] = self._walk(parsed, value, (*path, key), base, problems)
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                node[i] = self._walk(parsed, value, (*path, i), base, problems)
+        elif isinstance(node, str) and node.startswith(PREFIX):
+            try:
+                return self.tag(base, node[len(PREFIX) :])
+            except CairnError as exc:
+                problems.append(Problem(parsed.position(path), key_path(path), exc.message))
+        return node
+
+    def tag(self, base: Path, pattern: str) -> str:
+        """The canonical tag of the one package ``pattern`` names, relative to ``base``."""
+        target = Path(pattern).expanduser()
+        target = target if target.is_absolute() else base / target
+        if glob.has_magic(str(target)):
+            matches = sorted(
+                Path(p)
+                for p in glob.glob(str(target))  # noqa: PTH207 (Path.glob takes no absolute pattern)
+                if (Path(p) / "build.yml").is_file()
+            )
+            if not matches:
+                raise CairnError(f"no packages found for {PREFIX}{pattern}")
+            if len(matches) > 1:
+                names = ", ".join(str(m) for m in matches)
+                raise CairnError(f"multiple packages found for {PREFIX}{pattern}: {names}")
+            target = matches[0]
+        key = target.resolve()
+        if key not in self._tags:
+            self._tags[key] = package_tag(target, canonical=True)
+        return self._tags[key]

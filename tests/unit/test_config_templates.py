@@ -1,0 +1,109 @@
+"""``@pkg:PATH`` templates resolve to package tags, relative to the YAML's own directory."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from cairn.config.load import load
+from cairn.config.problems import ConfigError
+from cairn.errors import Position
+from cairn.pkg.tag import package_tag
+
+
+def make_package(directory: Path, image: str) -> Path:
+    directory.mkdir(parents=True)
+    (directory / "build.yml").write_text(f"image: {image}\n")
+    (directory / "file").write_text(image)
+    return directory
+
+
+def write_yaml(directory: Path, text: str) -> str:
+    path = directory / "system.yml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_pkg_template_becomes_the_canonical_package_tag(tmp_path: Path) -> None:
+    init = make_package(tmp_path / "pkg" / "init", "init")
+    dhcpcd = make_package(tmp_path / "pkg" / "dhcpcd", "dhcpcd")
+    config = load(
+        [
+            write_yaml(
+                tmp_path,
+                'init: ["@pkg:./pkg/init"]\n'
+                'onboot:\n  - name: dhcpcd\n    image: "@pkg:pkg/dhcpcd"\n',
+            )
+        ]
+    )
+    assert config.init[0].image == package_tag(init, canonical=True)
+    assert config.init[0].image.startswith("docker.io/linuxkit/init:")
+    assert config.onboot[0].image == package_tag(dhcpcd, canonical=True)
+    assert config.document["init"] == [package_tag(init, canonical=True)]
+
+
+def test_template_paths_are_relative_to_the_yaml_not_the_cwd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "project"
+    package = make_package(project / "pkg" / "init", "init")
+    yaml = write_yaml(project, 'init: ["@pkg:./pkg/init"]\n')
+    monkeypatch.chdir(tmp_path)
+    assert load([os.path.relpath(yaml)]).init[0].image == package_tag(package, canonical=True)
+
+
+def test_template_inside_git_uses_the_tree_hash(tmp_path: Path) -> None:
+    make_package(tmp_path / "pkg" / "init", "init")
+    yaml = write_yaml(tmp_path, 'init: ["@pkg:./pkg/init"]\n')
+    env = {**os.environ, "GIT_CONFIG_GLOBAL": "/dev/null"}
+    for args in (
+        ["init", "-q"],
+        ["add", "-A"],
+        ["-c", "user.name=t", "-c", "user.email=t@e", "commit", "-q", "-m", "x"],
+    ):
+        subprocess.run(["git", *args], cwd=tmp_path, env=env, check=True)
+    tree = subprocess.run(
+        ["git", "rev-parse", "HEAD:pkg/init"],
+        cwd=tmp_path,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    assert load([yaml]).init[0].image == f"docker.io/linuxkit/init:{tree}"
+
+
+def test_glob_template_matching_one_package_resolves(tmp_path: Path) -> None:
+    package = make_package(tmp_path / "pkg" / "init", "init")
+    config = load([write_yaml(tmp_path, 'init: ["@pkg:./pkg/in*"]\n')])
+    assert config.init[0].image == package_tag(package, canonical=True)
+
+
+def test_glob_template_matching_several_packages_is_an_error(tmp_path: Path) -> None:
+    make_package(tmp_path / "pkg" / "a", "a")
+    make_package(tmp_path / "pkg" / "b", "b")
+    yaml = write_yaml(tmp_path, 'init:\n  - "@pkg:./pkg/*"\n')
+    with pytest.raises(ConfigError, match="multiple packages found") as info:
+        load([yaml])
+    assert info.value.position == Position(yaml, 2, 5)
+
+
+def test_template_naming_no_package_is_a_positioned_error(tmp_path: Path) -> None:
+    yaml = write_yaml(tmp_path, 'services:\n  - name: a\n    image: "@pkg:./pkg/missing"\n')
+    with pytest.raises(ConfigError) as info:
+        load([yaml])
+    assert info.value.position == Position(yaml, 3, 12)
+    assert f"services[0].image: no build.yml in {tmp_path / 'pkg' / 'missing'}" in str(info.value)
+
+
+def test_glob_template_matching_nothing_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no packages found"):
+        load([write_yaml(tmp_path, 'init: ["@pkg:./nothing/*"]\n')])
+
+
+def test_other_values_starting_with_at_are_untouched(tmp_path: Path) -> None:
+    config = load([write_yaml(tmp_path, 'files:\n  - path: a\n    contents: "@pkgs are nice"\n')])
+    assert config.files[0].contents == "@pkgs are nice"
