@@ -1,0 +1,522 @@
+"""A client for the OCI distribution API: manifests, blobs and uploads, over httpx.
+
+One :class:`Client` serves one pull or push run and is shared by its worker threads. It
+knows where to send a request (mirrors first, then the origin; plain HTTP for loopback and
+``--insecure-registry`` hosts), how to authenticate (see :mod:`cairn.oci.auth`), and how to
+survive a flaky registry: 5xx/429 answers and dropped connections are retried with bounded
+exponential backoff, and a blob download that stops short resumes with ``Range``. It knows
+nothing of the cache beyond the writer it streams a blob into.
+
+Every error names the image and the registry it came from.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+from urllib.parse import urljoin
+
+import httpx
+
+from cairn import __version__, log
+from cairn.errors import CairnError
+from cairn.oci import mediatypes as mt
+from cairn.oci.auth import AuthFailed, Keychain, fetch_token, parse_challenges
+from cairn.oci.reference import Reference, is_local
+from cairn.oci.store import MAX_DOCUMENT, BlobWriter, Descriptor, DigestMismatch, digest_of
+
+_CHUNK = 1 << 20
+_RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+_HUB_NAMES = ("docker.io", "index.docker.io", "registry-1.docker.io")
+
+
+@dataclass(frozen=True)
+class RegistryOptions:
+    """How to reach registries. Credentials come from the Docker config (see auth.py)."""
+
+    insecure: frozenset[str] = frozenset()  # hosts spoken to over plain HTTP
+    # Registry host (or "*" for every registry) -> mirror base URLs, tried before the origin.
+    mirrors: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    retries: int = 4  # further attempts after a retryable failure
+    backoff: float = 0.5  # seconds before the first retry; doubles each time
+    timeout: float = 60.0  # seconds without progress on one request
+    parallel: int = 6  # concurrent blob transfers
+    docker_config: Path | None = None  # default: $DOCKER_CONFIG or ~/.docker
+
+    @classmethod
+    def from_flags(
+        cls, *, insecure: Iterable[str] = (), mirrors: Iterable[str] = ()
+    ) -> RegistryOptions:
+        """Options from ``--insecure-registry`` and ``--mirror [REGISTRY=]URL`` values."""
+        return cls(insecure=frozenset(insecure), mirrors=mirror_options(list(mirrors)))
+
+
+def parse_mirror(text: str) -> tuple[str, str]:
+    """``[REGISTRY=]URL`` -> ``(registry or "*", URL)``, as LinuxKit's ``--mirror``."""
+    registry, sep, url = text.partition("=")
+    if not sep:
+        registry, url = "*", text
+    url = url.strip().rstrip("/")
+    if not re.match(r"^https?://[^/\s]+", url):
+        raise CairnError(
+            f"invalid mirror {text!r}", hint="use [REGISTRY=]http(s)://HOST[:PORT][/PATH]"
+        )
+    return registry.strip() or "*", url
+
+
+def mirror_options(
+    entries: list[str], base: RegistryOptions | None = None
+) -> dict[str, tuple[str, ...]]:
+    """Fold ``--mirror`` values into the ``mirrors`` mapping (Docker Hub's names are one)."""
+    mirrors: dict[str, list[str]] = {k: list(v) for k, v in (base.mirrors if base else {}).items()}
+    for entry in entries:
+        registry, url = parse_mirror(entry)
+        keys = _HUB_NAMES if registry in _HUB_NAMES else (registry,)
+        for key in keys:
+            mirrors.setdefault(key, []).append(url)
+    return {k: tuple(v) for k, v in mirrors.items()}
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A place that serves a registry's API: the origin or one of its mirrors."""
+
+    base: str  # scheme://host[:port][/prefix], no trailing slash
+    host: str  # host[:port]: what credentials and tokens are keyed by
+    mirror: bool = False
+
+    def __str__(self) -> str:
+        return f"mirror {self.base}" if self.mirror else f"registry {self.host}"
+
+
+class RegistryError(CairnError):
+    """A registry answered something other than what was asked for."""
+
+
+class NotFound(RegistryError):
+    """The registry does not have the manifest or blob."""
+
+
+class _Interrupted(Exception):
+    """A blob body ended before all its bytes arrived."""
+
+
+class Client:
+    """HTTP, authentication and retries for one run; safe to share between threads."""
+
+    def __init__(self, options: RegistryOptions) -> None:
+        self.options = options
+        self.keychain = Keychain(options.docker_config)
+        self.http = httpx.Client(
+            timeout=httpx.Timeout(options.timeout, connect=min(10.0, options.timeout)),
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
+            follow_redirects=True,
+            headers={"User-Agent": f"cairn/{__version__}"},
+        )
+        self._lock = threading.Lock()
+        # (host, repository) -> Authorization header value; (host, "") for Basic.
+        self._authorization: dict[tuple[str, str], str] = {}
+        self._scopes: dict[tuple[str, str], set[str]] = {}
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- where to go ---------------------------------------------------------------------
+
+    def origin(self, ref: Reference) -> Endpoint:
+        host = ref.api_host
+        insecure = (
+            is_local(host) or host in self.options.insecure or ref.domain in self.options.insecure
+        )
+        return Endpoint(f"{'http' if insecure else 'https'}://{host}", host)
+
+    def endpoints(self, ref: Reference) -> list[Endpoint]:
+        """Mirrors for the reference's registry (or for all), then the origin."""
+        urls = list(self.options.mirrors.get(ref.domain, ()))
+        urls += [u for u in self.options.mirrors.get("*", ()) if u not in urls]
+        mirrors = [Endpoint(u, httpx.URL(u).netloc.decode(), mirror=True) for u in urls]
+        return [*mirrors, self.origin(ref)]
+
+    # -- the request loop ------------------------------------------------------------------
+
+    def request(
+        self,
+        endpoint: Endpoint,
+        ref: Reference,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        content: bytes | Callable[[], Iterator[bytes]] | None = None,
+        params: Mapping[str, str] | None = None,
+        push: bool = False,
+        stream: bool = False,
+    ) -> httpx.Response:
+        """Send a request with auth and retries; the caller closes a streamed response.
+
+        ``url`` is a path below ``/v2/<repository>/`` or an absolute URL (upload locations).
+        ``content`` may be a callable returning a fresh iterator, so a retry can resend it.
+        """
+        if not url.startswith(("http://", "https://")):
+            url = f"{endpoint.base}/v2/{ref.path}/{url}"
+        subject = f"{ref} on {endpoint}"
+        attempt = 0
+        authorised_once = False
+        while True:
+            key = self._auth_key(endpoint, ref)
+            send_headers = dict(headers or {})
+            if key:
+                send_headers["Authorization"] = key
+            body = content() if callable(content) else content
+            try:
+                request = self.http.build_request(
+                    method, url, headers=send_headers, content=body, params=params
+                )
+                response = self.http.send(request, stream=True)
+            except httpx.ConnectError as exc:
+                hint = "check that the registry is running and reachable"
+                if endpoint.base.startswith("https:"):
+                    hint += "; a plain-HTTP registry needs --insecure-registry HOST"
+                raise RegistryError(
+                    f"cannot connect to {endpoint} for {ref}: {_reason(exc)}", hint=hint
+                ) from exc
+            except httpx.TransportError as exc:
+                attempt = self._retry_or_raise(attempt, f"{subject}: {_reason(exc)}", exc)
+                continue
+            if response.status_code == 401 and not authorised_once:
+                response.close()
+                self._authorise(endpoint, ref, response, push, subject)
+                authorised_once = True
+                continue
+            if response.status_code == 401:
+                # A bearer token for too narrow a scope gets a fresh challenge: one more try.
+                response.close()
+                if self._widen_scope(endpoint, ref, response, push, subject):
+                    continue
+                raise self._refused(endpoint, ref)
+            if response.status_code in _RETRY_STATUS:
+                response.close()
+                attempt = self._retry_or_raise(
+                    attempt, f"{subject}: the registry answered {response.status_code}", None
+                )
+                continue
+            if not stream:
+                try:
+                    response.read()
+                except httpx.TransportError as exc:
+                    attempt = self._retry_or_raise(attempt, f"{subject}: {_reason(exc)}", exc)
+                    continue
+            return response
+
+    def _retry_or_raise(self, attempt: int, what: str, exc: Exception | None) -> int:
+        if attempt >= self.options.retries:
+            raise RegistryError(
+                f"{what} (gave up after {attempt + 1} attempts)",
+                hint="the registry or the network is failing; try again later",
+            ) from exc
+        delay = self.options.backoff * (2**attempt)
+        log.debug("%s; retrying in %.2fs", what, delay)
+        time.sleep(delay)
+        return attempt + 1
+
+    # -- authentication --------------------------------------------------------------------
+
+    def _auth_key(self, endpoint: Endpoint, ref: Reference) -> str | None:
+        with self._lock:
+            return self._authorization.get((endpoint.host, ref.path)) or self._authorization.get(
+                (endpoint.host, "")
+            )
+
+    def _authorise(
+        self, endpoint: Endpoint, ref: Reference, response: httpx.Response, push: bool, subject: str
+    ) -> None:
+        challenges = parse_challenges(response.headers.get_list("www-authenticate"))
+        bearer = next((c for c in challenges if c.scheme == "bearer"), None)
+        credentials = self.keychain.get(endpoint.host)
+        if bearer is not None:
+            scopes = self._wanted_scopes(endpoint, ref, bearer.params.get("scope"), push)
+            token = fetch_token(self.http, bearer, scopes, credentials, subject=subject)
+            with self._lock:
+                self._authorization[(endpoint.host, ref.path)] = f"Bearer {token}"
+                self._scopes[(endpoint.host, ref.path)] = set(scopes)
+            return
+        if any(c.scheme == "basic" for c in challenges):
+            if credentials is None or not credentials.username:
+                raise self._refused(endpoint, ref)
+            with self._lock:
+                self._authorization[(endpoint.host, "")] = credentials.basic()
+            return
+        raise RegistryError(f"{subject}: the registry asked for an authentication scheme I lack")
+
+    def _wanted_scopes(
+        self, endpoint: Endpoint, ref: Reference, challenged: str | None, push: bool
+    ) -> set[str]:
+        actions = "pull,push" if push else "pull"
+        scopes = {f"repository:{ref.path}:{actions}"}
+        if challenged:
+            scopes.update(challenged.split(" "))
+        with self._lock:
+            scopes |= self._scopes.get((endpoint.host, ref.path), set())
+        return scopes
+
+    def _widen_scope(
+        self, endpoint: Endpoint, ref: Reference, response: httpx.Response, push: bool, subject: str
+    ) -> bool:
+        challenges = parse_challenges(response.headers.get_list("www-authenticate"))
+        bearer = next((c for c in challenges if c.scheme == "bearer"), None)
+        if bearer is None or bearer.params.get("error") != "insufficient_scope":
+            return False
+        with self._lock:
+            held = self._scopes.get((endpoint.host, ref.path), set())
+        wanted = self._wanted_scopes(endpoint, ref, bearer.params.get("scope"), push)
+        if wanted <= held:
+            return False
+        self._authorise(endpoint, ref, response, push, subject)
+        return True
+
+    def _refused(self, endpoint: Endpoint, ref: Reference) -> AuthFailed:
+        credentials = self.keychain.get(endpoint.host)
+        if credentials is not None:
+            return AuthFailed(
+                f"{endpoint} rejected the credentials for {ref}",
+                hint=f"check the login for {endpoint.host} (docker login {endpoint.host}) "
+                "and that this account may access the repository",
+            )
+        return AuthFailed(
+            f"{endpoint} requires authentication for {ref}",
+            hint=f"log in with: docker login {endpoint.host} (Cairn reads the Docker credentials)",
+        )
+
+    # -- the distribution API ----------------------------------------------------------------
+
+    def get_manifest(
+        self, endpoint: Endpoint, ref: Reference, target: str
+    ) -> tuple[bytes, str, str]:
+        """Fetch a manifest or index by tag or digest: ``(bytes, media type, digest)``.
+
+        The digest is computed from the bytes (and must equal ``target`` if it is one).
+        """
+        response = self.request(
+            endpoint, ref, "GET", f"manifests/{target}", headers={"Accept": mt.ACCEPT}
+        )
+        self._check(response, endpoint, ref, what=f"manifest {target}")
+        data = response.content
+        if len(data) > MAX_DOCUMENT:
+            raise RegistryError(f"{ref} on {endpoint}: the manifest is implausibly large")
+        digest = digest_of(data)
+        if target.startswith("sha256:") and digest != target:
+            raise DigestMismatch(
+                f"the manifest of {ref} from {endpoint} does not match its digest "
+                f"{target} (got {digest})"
+            )
+        try:
+            document = json.loads(data)
+        except ValueError as exc:
+            raise RegistryError(f"{ref} on {endpoint}: the manifest is not JSON") from exc
+        media_type = response.headers.get("content-type", "").split(";")[0].strip()
+        if not (mt.is_index(media_type) or mt.is_manifest(media_type)):
+            media_type = mt.guess(document if isinstance(document, dict) else {})
+        if media_type == mt.DOCKER_SCHEMA1 or media_type.startswith(
+            "application/vnd.docker.distribution.manifest.v1"
+        ):
+            raise RegistryError(
+                f"{ref} on {endpoint} uses the obsolete Docker schema 1 manifest format",
+                hint="re-push the image with a current tool to get a v2 or OCI manifest",
+            )
+        if not (mt.is_index(media_type) or mt.is_manifest(media_type)):
+            raise RegistryError(f"{ref} on {endpoint}: unsupported manifest type {media_type!r}")
+        return data, media_type, digest
+
+    def fetch_blob(
+        self,
+        endpoint: Endpoint,
+        ref: Reference,
+        descriptor: Descriptor,
+        writer: BlobWriter,
+        advance: Callable[[int], None] = lambda n: None,
+    ) -> None:
+        """Stream a blob into ``writer``, resuming with Range when a transfer stops short.
+
+        The caller commits the writer (which verifies size and digest).
+        """
+        attempt = 0
+        subject = f"blob {descriptor.digest} of {ref} from {endpoint}"
+        while writer.offset < descriptor.size or descriptor.size == 0:
+            headers = {"Accept-Encoding": "identity"}
+            if writer.offset:
+                headers["Range"] = f"bytes={writer.offset}-"
+            response = self.request(
+                endpoint, ref, "GET", f"blobs/{descriptor.digest}", headers=headers, stream=True
+            )
+            try:
+                self._check(response, endpoint, ref, what=f"blob {descriptor.digest}")
+                if writer.offset and not _resumes_at(response, writer.offset):
+                    # The registry ignored the Range: take the whole body from the start.
+                    advance(-writer.offset)
+                    writer.reset()
+                # No re-chunking: bytes buffered inside httpx would be lost on a reset.
+                for chunk in response.iter_raw():
+                    writer.write(chunk)
+                    advance(len(chunk))
+                if descriptor.size == 0 or writer.offset >= descriptor.size:
+                    return
+                raise _Interrupted(f"the body ended after {writer.offset} bytes")
+            except (httpx.TransportError, _Interrupted) as exc:
+                attempt = self._retry_or_raise(attempt, f"{subject}: {_reason(exc)}", exc)
+            finally:
+                response.close()
+
+    def blob_exists(self, endpoint: Endpoint, ref: Reference, digest: str) -> bool:
+        response = self.request(endpoint, ref, "HEAD", f"blobs/{digest}", push=True)
+        if response.status_code == 404:
+            return False
+        self._check(response, endpoint, ref, what=f"blob {digest}")
+        return True
+
+    def upload_blob(
+        self,
+        endpoint: Endpoint,
+        ref: Reference,
+        descriptor: Descriptor,
+        open_blob: Callable[[], BinaryIO],
+        *,
+        mount_from: str | None = None,
+    ) -> None:
+        """Upload one blob: cross-repository mount if possible, else POST, PATCH and PUT."""
+        params = {"mount": descriptor.digest, "from": mount_from} if mount_from else None
+        response = self.request(
+            endpoint, ref, "POST", "blobs/uploads/", params=params, push=True,
+            headers={"Content-Length": "0"},
+        )  # fmt: skip
+        if response.status_code == 201:
+            return  # mounted
+        self._check(response, endpoint, ref, what="upload", expect=(202,))
+        location = self._location(endpoint, response)
+
+        def body() -> Iterator[bytes]:
+            with open_blob() as f:
+                while chunk := f.read(_CHUNK):
+                    yield chunk
+
+        response = self.request(
+            endpoint,
+            ref,
+            "PATCH",
+            location,
+            content=body,
+            push=True,
+            headers={
+                "Content-Type": "application/octet-stream",
+                "Content-Length": str(descriptor.size),
+            },
+        )
+        self._check(response, endpoint, ref, what=f"upload of {descriptor.digest}", expect=(202,))
+        # The location carries the upload's state in its query: add the digest to it.
+        location = str(
+            httpx.URL(self._location(endpoint, response)).copy_merge_params(
+                {"digest": descriptor.digest}
+            )
+        )
+        response = self.request(
+            endpoint, ref, "PUT", location, push=True, headers={"Content-Length": "0"}
+        )
+        self._check(response, endpoint, ref, what=f"upload of {descriptor.digest}", expect=(201,))
+
+    def put_manifest(
+        self, endpoint: Endpoint, ref: Reference, target: str, data: bytes, media_type: str
+    ) -> None:
+        """PUT a manifest or index under a tag or digest."""
+        response = self.request(
+            endpoint,
+            ref,
+            "PUT",
+            f"manifests/{target}",
+            content=data,
+            headers={"Content-Type": media_type},
+            push=True,
+        )
+        self._check(response, endpoint, ref, what=f"manifest {target}", expect=(200, 201))
+
+    def _location(self, endpoint: Endpoint, response: httpx.Response) -> str:
+        location = response.headers.get("location")
+        if not location:
+            raise RegistryError(f"{endpoint} started an upload without giving its location")
+        return str(urljoin(endpoint.base + "/", location))
+
+    def _check(
+        self,
+        response: httpx.Response,
+        endpoint: Endpoint,
+        ref: Reference,
+        *,
+        what: str,
+        expect: tuple[int, ...] = (200, 206),
+    ) -> None:
+        if response.status_code in expect:
+            return
+        with contextlib.suppress(httpx.HTTPError):
+            response.read()
+        codes = _error_codes(response)
+        if response.status_code == 404 or codes & {
+            "MANIFEST_UNKNOWN",
+            "NAME_UNKNOWN",
+            "BLOB_UNKNOWN",
+        }:
+            raise NotFound(
+                f"image {ref} not found on {endpoint}"
+                + ("" if what.startswith("manifest") else f" ({what} is missing)"),
+                hint="check the name and tag, and that the image was pushed to this registry",
+            )
+        if response.status_code == 403 or "DENIED" in codes:
+            raise AuthFailed(
+                f"{endpoint} denied access to {ref}",
+                hint=f"check that your login for {endpoint.host} may use this repository",
+            )
+        detail = _error_text(response)
+        raise RegistryError(
+            f"{endpoint} answered {response.status_code} for the {what} of {ref}"
+            + (f": {detail}" if detail else "")
+        )
+
+
+def _resumes_at(response: httpx.Response, offset: int) -> bool:
+    if response.status_code != 206:
+        return False
+    match = re.match(r"bytes (\d+)-", response.headers.get("content-range", ""))
+    return match is not None and int(match.group(1)) == offset
+
+
+def _error_codes(response: httpx.Response) -> set[str]:
+    try:
+        errors = response.json().get("errors") or []
+        return {str(e.get("code", "")) for e in errors if isinstance(e, dict)}
+    except (ValueError, AttributeError, httpx.ResponseNotRead):
+        return set()
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        errors: list[Any] = response.json().get("errors") or []
+        return "; ".join(f"{e.get('code', '')}: {e.get('message', '')}".strip(": ") for e in errors)
+    except (ValueError, AttributeError, httpx.ResponseNotRead):
+        return ""
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    if "Connection refused" in text or "[Errno 111]" in text:
+        return "connection refused"
+    return text

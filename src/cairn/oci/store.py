@@ -1,0 +1,597 @@
+"""The content store: Cairn's image cache, kept as an OCI image layout.
+
+The directory is a plain image layout (``oci-layout``, ``index.json``, ``blobs/sha256``), so
+LinuxKit's ``~/.linuxkit/cache``, ``skopeo inspect oci:DIR:NAME`` and ``umoci`` read it as
+is. Each cached name is an ``index.json`` entry whose ``org.opencontainers.image.ref.name``
+annotation holds the fully qualified name; the entry points at what the name resolved to
+(an index or a manifest). Blobs are immutable and content addressed.
+
+Two rules keep it trustworthy while several builds share it:
+
+* a blob is written to a private temporary file, hashed as it is written, and renamed into
+  ``blobs/`` only once its digest and size match; nothing unverified is ever visible;
+* ``index.json`` is rewritten (temp file + rename) only while holding an ``fcntl`` lock on
+  ``.lock``, so concurrent tags never lose each other's entries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, BinaryIO
+
+from cairn.errors import CairnError
+from cairn.oci import mediatypes as mt
+from cairn.oci import reference
+
+_DIGEST_RE = re.compile(r"^(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})$")
+_CHUNK = 1 << 20
+_TMP = ".tmp"
+_LOCK = ".lock"
+# Temporary files older than this belong to a build that died; `clean`/`verify` remove them.
+_STALE_SECONDS = 24 * 3600
+# Manifests, indexes and configs are read into memory; anything larger is not one of them.
+MAX_DOCUMENT = 8 << 20
+
+
+def default_cache_dir() -> Path:
+    """``$CAIRN_CACHE``, else ``$XDG_CACHE_HOME/cairn``, else ``~/.cache/cairn``."""
+    env = os.environ.get("CAIRN_CACHE")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".cache"
+    return base / "cairn"
+
+
+def check_digest(digest: str) -> str:
+    """Return ``digest`` if it is a well-formed sha256/sha512 digest, else raise."""
+    if not _DIGEST_RE.match(digest):
+        raise CairnError(f"invalid or unsupported digest {digest!r}")
+    return digest
+
+
+def digest_of(data: bytes) -> str:
+    """The sha256 digest of ``data`` in OCI form."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    """An OCI content descriptor: what a blob is, its digest and its size."""
+
+    media_type: str
+    digest: str
+    size: int
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    platform: Mapping[str, str] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The descriptor as it appears in a manifest or index."""
+        out: dict[str, Any] = {"mediaType": self.media_type, "digest": self.digest}
+        out["size"] = self.size
+        if self.annotations:
+            out["annotations"] = dict(self.annotations)
+        if self.platform:
+            out["platform"] = dict(self.platform)
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Descriptor:
+        """Parse a descriptor; a malformed one is reported as a CairnError."""
+        try:
+            digest = check_digest(str(data["digest"]))
+            size = int(data["size"])
+            if size < 0:
+                raise ValueError(size)
+            return cls(
+                media_type=str(data.get("mediaType", "")),
+                digest=digest,
+                size=size,
+                annotations=dict(data.get("annotations") or {}),
+                platform=dict(data["platform"]) if data.get("platform") else None,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CairnError(f"malformed content descriptor: {data!r}") from exc
+
+
+@dataclass(frozen=True)
+class Image:
+    """One platform's image, resolved: its manifest, config and layers (all in the store)."""
+
+    name: str  # normalised reference as asked, e.g. docker.io/linuxkit/init:abc
+    digest: str  # digest of the platform-specific manifest
+    root_digest: str  # digest the name points at (an index or that manifest)
+    manifest: Mapping[str, Any]
+    config: Mapping[str, Any]  # the whole image config JSON
+    config_digest: str
+    layers: tuple[Descriptor, ...]
+
+    @property
+    def reference(self) -> str:
+        """The name pinned to the platform manifest: ``NAME@sha256:...`` (tag dropped)."""
+        ref = reference.parse(self.name)
+        return f"{ref.name}@{self.digest}"
+
+
+class DigestMismatch(CairnError):
+    """Content did not hash to the digest (or size) it was fetched under."""
+
+
+class NotCached(CairnError):
+    """The store cannot satisfy a request without the registry (absent or incomplete)."""
+
+
+def canonical(name: str) -> str:
+    """The name an image is filed under: normalised as LinuxKit does, with ``:latest``."""
+    try:
+        return str(reference.parse(name))
+    except CairnError:
+        return name
+
+
+def parse_platform(platform: str) -> tuple[str, str]:
+    """``linux/amd64`` (or ``linux/arm/v7``: the variant is ignored) -> ``(os, arch)``."""
+    parts = platform.split("/")
+    if len(parts) < 2 or not parts[0] or not parts[1]:
+        raise CairnError(f"invalid platform {platform!r}", hint="use OS/ARCH, e.g. linux/arm64")
+    return parts[0], parts[1]
+
+
+def platform_matches(candidate: Mapping[str, Any] | None, platform: str) -> bool:
+    """Whether an index entry's platform is ``platform`` (variant ignored, like LinuxKit)."""
+    if not candidate:
+        return False
+    want_os, want_arch = parse_platform(platform)
+    return candidate.get("os") == want_os and candidate.get("architecture") == want_arch
+
+
+class BlobWriter:
+    """Writes one blob to a temporary file, hashing as it goes; ``commit`` verifies and
+    renames it into place. Registry downloads use ``offset``/``reset`` to resume or restart.
+    """
+
+    def __init__(self, store: Store, digest: str, size: int | None) -> None:
+        self.store = store
+        self.digest = check_digest(digest)
+        self.size = size
+        self._algorithm = digest.split(":", 1)[0]
+        self._hash = hashlib.new(self._algorithm)
+        fd, name = tempfile.mkstemp(dir=store.root / _TMP, prefix=digest[7:19] + ".")
+        self._path = Path(name)
+        self._file = os.fdopen(fd, "wb", buffering=0)
+        self.offset = 0
+
+    def write(self, data: bytes | memoryview) -> None:
+        if self.size is not None and self.offset + len(data) > self.size:
+            raise DigestMismatch(
+                f"blob {self.digest} is larger than its declared size of {self.size} bytes"
+            )
+        self._hash.update(data)
+        self._file.write(data)
+        self.offset += len(data)
+
+    def reset(self) -> None:
+        """Start over (the source could not resume where it stopped)."""
+        self._file.seek(0)
+        self._file.truncate()
+        self._hash = hashlib.new(self._algorithm)
+        self.offset = 0
+
+    def commit(self) -> None:
+        """Verify size and digest, then make the blob visible; raises DigestMismatch."""
+        self._file.close()
+        try:
+            if self.size is not None and self.offset != self.size:
+                raise DigestMismatch(
+                    f"blob {self.digest} has {self.offset} bytes, expected {self.size}"
+                )
+            actual = f"{self._algorithm}:{self._hash.hexdigest()}"
+            if actual != self.digest:
+                raise DigestMismatch(f"blob {self.digest} does not match its digest (got {actual})")
+            self._path.chmod(0o644 & ~_umask())
+            target = self.store.blob_path(self.digest)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._path.replace(target)
+        finally:
+            self._path.unlink(missing_ok=True)
+
+    def abort(self) -> None:
+        """Drop the temporary file."""
+        self._file.close()
+        self._path.unlink(missing_ok=True)
+
+    def __enter__(self) -> BlobWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+class Store:
+    """An OCI image layout used as a verified, shareable image cache."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).expanduser().absolute()
+        try:
+            (self.root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+            (self.root / _TMP).mkdir(exist_ok=True)
+            if not (self.root / "oci-layout").exists() or not (self.root / "index.json").exists():
+                with self.locked():
+                    if not (self.root / "oci-layout").exists():
+                        self._write_file(
+                            "oci-layout", {"imageLayoutVersion": mt.OCI_LAYOUT_VERSION}
+                        )
+                    if not (self.root / "index.json").exists():
+                        self._write_index([])
+        except OSError as exc:
+            raise CairnError(
+                f"cannot use {self.root} as the image cache: {exc.strerror or exc}",
+                hint="choose another directory with --cache or CAIRN_CACHE",
+            ) from exc
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.root)!r})"
+
+    # -- blobs ---------------------------------------------------------------------------
+
+    def blob_path(self, digest: str) -> Path:
+        """Where a blob lives (whether or not it is there)."""
+        algorithm, _, hexdigest = check_digest(digest).partition(":")
+        return self.root / "blobs" / algorithm / hexdigest
+
+    def has_blob(self, digest: str) -> bool:
+        return self.blob_path(digest).is_file()
+
+    def open_blob(self, digest: str) -> BinaryIO:
+        """Open a blob for reading; a missing one is a CairnError suggesting a re-pull."""
+        try:
+            return open(self.blob_path(digest), "rb")
+        except FileNotFoundError:
+            raise NotCached(
+                f"blob {digest} is missing from the cache {self.root}",
+                hint="pull the image again (cairn cache pull NAME) or run cairn cache verify",
+            ) from None
+
+    def read_blob(self, digest: str, limit: int = MAX_DOCUMENT) -> bytes:
+        """A small blob's bytes (manifests, configs)."""
+        with self.open_blob(digest) as f:
+            data = f.read(limit + 1)
+        if len(data) > limit:
+            raise CairnError(f"blob {digest} is too large to be a manifest or config")
+        return data
+
+    def read_json(self, digest: str) -> Any:
+        """A JSON blob, parsed."""
+        try:
+            return json.loads(self.read_blob(digest))
+        except ValueError as exc:
+            raise CairnError(f"blob {digest} in {self.root} is not valid JSON: {exc}") from exc
+
+    def writer(self, digest: str, size: int | None) -> BlobWriter:
+        """A verified writer for one blob (see BlobWriter)."""
+        return BlobWriter(self, digest, size)
+
+    def ingest(self, stream: IO[bytes], digest: str, size: int | None) -> None:
+        """Copy ``stream`` into the store as ``digest``; verified before it becomes visible."""
+        if self.has_blob(digest):
+            return
+        with self.writer(digest, size) as out:
+            while chunk := stream.read(_CHUNK):
+                out.write(chunk)
+
+    def ingest_unknown(self, stream: IO[bytes]) -> tuple[str, int]:
+        """Copy ``stream`` into the store under the digest it hashes to; returns it and size."""
+        hasher = hashlib.sha256()
+        fd, name = tempfile.mkstemp(dir=self.root / _TMP, prefix="import.")
+        path = Path(name)
+        size = 0
+        try:
+            with os.fdopen(fd, "wb", buffering=0) as f:
+                while chunk := stream.read(_CHUNK):
+                    hasher.update(chunk)
+                    f.write(chunk)
+                    size += len(chunk)
+            digest = "sha256:" + hasher.hexdigest()
+            path.chmod(0o644 & ~_umask())
+            path.replace(self.blob_path(digest))
+            return digest, size
+        finally:
+            path.unlink(missing_ok=True)
+
+    def put_blob(self, data: bytes, media_type: str = "application/octet-stream") -> Descriptor:
+        """Store a small in-memory blob (a manifest, config or index); returns its descriptor."""
+        digest = digest_of(data)
+        if not self.has_blob(digest):
+            with self.writer(digest, len(data)) as out:
+                out.write(data)
+        return Descriptor(media_type, digest, len(data))
+
+    def put_json(self, document: Mapping[str, Any], media_type: str) -> Descriptor:
+        """Store a JSON document (compact, key order kept) and return its descriptor."""
+        data = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+        return self.put_blob(data, media_type)
+
+    def blobs(self) -> Iterator[str]:
+        """Every blob digest present, in sorted order."""
+        base = self.root / "blobs"
+        for algorithm in sorted(p.name for p in base.iterdir() if p.is_dir()):
+            for path in sorted((base / algorithm).iterdir()):
+                digest = f"{algorithm}:{path.name}"
+                if _DIGEST_RE.match(digest) and path.is_file():
+                    yield digest
+
+    def remove_blob(self, digest: str) -> None:
+        self.blob_path(digest).unlink(missing_ok=True)
+
+    # -- names (index.json) ----------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the cache's exclusive lock (for index.json updates and garbage collection)."""
+        with open(self.root / _LOCK, "a+b") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    def _read_index(self) -> list[dict[str, Any]]:
+        try:
+            document = json.loads((self.root / "index.json").read_bytes())
+            manifests = document.get("manifests") or []
+            if not isinstance(manifests, list):
+                raise ValueError("manifests is not a list")
+            return manifests
+        except (OSError, ValueError, AttributeError) as exc:
+            raise CairnError(
+                f"the cache index {self.root / 'index.json'} is unreadable: {exc}",
+                hint="remove the cache directory or run: cairn cache clean",
+            ) from exc
+
+    def _write_index(self, manifests: list[dict[str, Any]]) -> None:
+        def key(entry: dict[str, Any]) -> tuple[str, str]:
+            name = (entry.get("annotations") or {}).get(mt.REF_NAME, "")
+            return name, str(entry.get("digest", ""))
+
+        document = {
+            "schemaVersion": 2,
+            "mediaType": mt.OCI_INDEX,
+            "manifests": sorted(manifests, key=key),
+        }
+        self._write_file("index.json", document)
+
+    def _write_file(self, name: str, document: Mapping[str, Any]) -> None:
+        fd, tmp = tempfile.mkstemp(dir=self.root / _TMP, prefix=name + ".")
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(document, f, indent=2)
+                f.write("\n")
+            Path(tmp).chmod(0o644 & ~_umask())
+            Path(tmp).replace(self.root / name)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+    def entries(self) -> list[tuple[str, Descriptor]]:
+        """Every named image: ``(name, root descriptor)``, sorted by name."""
+        found = []
+        for entry in self._read_index():
+            name = (entry.get("annotations") or {}).get(mt.REF_NAME)
+            if name:
+                found.append((str(name), Descriptor.from_json(entry)))
+        return sorted(found, key=lambda pair: pair[0])
+
+    def lookup(self, name: str) -> Descriptor | None:
+        """The root descriptor ``name`` is filed under, or ``None``.
+
+        A reference with a digest is also found by that digest alone when its blob is
+        present (the content is the same whatever name it was pulled under).
+        """
+        wanted = {canonical(name), name}
+        for entry_name, descriptor in self.entries():
+            if entry_name in wanted or canonical(entry_name) in wanted:
+                return descriptor
+        digest = name.rpartition("@")[2] if "@" in name else ""
+        if digest and _DIGEST_RE.match(digest) and self.has_blob(digest):
+            size = self.blob_path(digest).stat().st_size
+            if size <= MAX_DOCUMENT:
+                document = self.read_json(digest)
+                if isinstance(document, dict):
+                    return Descriptor(mt.guess(document), digest, size)
+        return None
+
+    def tag(self, name: str, descriptor: Descriptor) -> None:
+        """File ``descriptor`` (already in the store) under ``name``, replacing any old entry."""
+        name = canonical(name)
+        entry = Descriptor(
+            descriptor.media_type,
+            descriptor.digest,
+            descriptor.size,
+            {**descriptor.annotations, mt.REF_NAME: name},
+            descriptor.platform,
+        ).to_json()
+        with self.locked():
+            manifests = [e for e in self._read_index() if _entry_name(e) != name]
+            manifests.append(entry)
+            self._write_index(manifests)
+
+    def remove(self, names: list[str]) -> list[str]:
+        """Forget ``names`` and delete the blobs only they used; returns the names removed."""
+        wanted = {canonical(n) for n in names} | set(names)
+        with self.locked():
+            manifests = self._read_index()
+            keep = [e for e in manifests if _entry_name(e) not in wanted]
+            gone = [e for e in manifests if _entry_name(e) in wanted]
+            if not gone:
+                return []
+            self._write_index(keep)
+            still_used = self.reachable(Descriptor.from_json(e) for e in keep)
+            for digest in self.reachable(Descriptor.from_json(e) for e in gone) - still_used:
+                self.remove_blob(digest)
+        return sorted(_entry_name(e) for e in gone)
+
+    def clean(self) -> None:
+        """Empty the cache: every name and every blob (the layout itself stays)."""
+        with self.locked():
+            self._write_index([])
+            for digest in list(self.blobs()):
+                self.remove_blob(digest)
+            self.remove_stale_temporaries(max_age=0)
+
+    def remove_stale_temporaries(self, max_age: float = _STALE_SECONDS) -> int:
+        """Delete temporary files left behind by builds that died; returns how many."""
+        count = 0
+        now = time.time()
+        for path in (self.root / _TMP).iterdir():
+            with contextlib.suppress(OSError):
+                if now - path.stat().st_mtime >= max_age:
+                    if path.is_dir():
+                        shutil.rmtree(path)
+                    else:
+                        path.unlink()
+                    count += 1
+        return count
+
+    def reachable(self, roots: Iterator[Descriptor] | list[Descriptor]) -> set[str]:
+        """Every digest reachable from ``roots`` that is present in the store."""
+        seen: set[str] = set()
+        pending = list(roots)
+        while pending:
+            descriptor = pending.pop()
+            if descriptor.digest in seen or not self.has_blob(descriptor.digest):
+                continue
+            seen.add(descriptor.digest)
+            if mt.is_index(descriptor.media_type) or mt.is_manifest(descriptor.media_type):
+                try:
+                    document = self.read_json(descriptor.digest)
+                except CairnError:
+                    continue
+                for child in _children(document):
+                    pending.append(child)
+        return seen
+
+    # -- images ----------------------------------------------------------------------------
+
+    def select(self, root: Descriptor, platform: str, name: str) -> Descriptor:
+        """The manifest descriptor for ``platform`` under ``root`` (from the cache)."""
+        if mt.is_manifest(root.media_type):
+            return root
+        if not mt.is_index(root.media_type):
+            raise CairnError(f"{name} is a {root.media_type or 'document'} I cannot read")
+        if not self.has_blob(root.digest):
+            raise NotCached(f"the index of {name} is missing from the cache {self.root}")
+        index = self.read_json(root.digest)
+        return choose_platform(index, platform, name)
+
+    def image(self, name: str, platform: str = "linux/amd64") -> Image:
+        """Read ``name`` for ``platform`` from the cache only; NotCached if anything is absent."""
+        root = self.lookup(name)
+        if root is None:
+            raise NotCached(
+                f"image {canonical(name)} is not in the cache {self.root}",
+                hint=f"pull it with: cairn cache pull {name}",
+            )
+        target = self.select(root, platform, canonical(name))
+        if not self.has_blob(target.digest):
+            raise NotCached(f"the {platform} manifest of {canonical(name)} is not in the cache")
+        manifest = self.read_json(target.digest)
+        return self._image(canonical(name), root, target, manifest, platform)
+
+    def _image(
+        self,
+        name: str,
+        root: Descriptor,
+        target: Descriptor,
+        manifest: Mapping[str, Any],
+        platform: str,
+    ) -> Image:
+        if not mt.is_manifest(mt.guess(dict(manifest))):
+            raise CairnError(f"{name}: {target.digest} is not an image manifest")
+        try:
+            config_descriptor = Descriptor.from_json(manifest["config"])
+            layers = tuple(Descriptor.from_json(d) for d in manifest.get("layers") or [])
+        except (KeyError, TypeError) as exc:
+            raise CairnError(f"{name}: malformed manifest {target.digest}") from exc
+        missing = [d.digest for d in (config_descriptor, *layers) if not self.has_blob(d.digest)]
+        if missing:
+            raise NotCached(f"image {name} is incomplete in the cache (missing {missing[0]})")
+        config = self.read_json(config_descriptor.digest)
+        if not isinstance(config, dict):
+            raise CairnError(
+                f"{name}: the image config {config_descriptor.digest} is not an object"
+            )
+        check_config_platform(config, platform, name)
+        return Image(
+            name=name,
+            digest=target.digest,
+            root_digest=root.digest,
+            manifest=manifest,
+            config=config,
+            config_digest=config_descriptor.digest,
+            layers=layers,
+        )
+
+
+def choose_platform(index: Mapping[str, Any], platform: str, name: str) -> Descriptor:
+    """Pick ``platform``'s manifest from an index (first match, variant ignored)."""
+    entries = index.get("manifests") or []
+    for entry in entries:
+        if platform_matches(entry.get("platform"), platform):
+            return Descriptor.from_json(entry)
+    offered = sorted(
+        {
+            f"{p.get('os')}/{p.get('architecture')}"
+            for e in entries
+            if (p := e.get("platform")) and p.get("os") not in (None, "unknown")
+        }
+    )
+    raise NotCached(
+        f"image {name} has no {platform} variant",
+        hint=f"it offers: {', '.join(offered) or 'nothing usable'}; choose one with --arch",
+    )
+
+
+def check_config_platform(config: Mapping[str, Any], platform: str, name: str) -> None:
+    """A single-platform image must be for ``platform`` when its config says what it is for."""
+    want_os, want_arch = parse_platform(platform)
+    got_os, got_arch = config.get("os"), config.get("architecture")
+    if (got_os and got_os != want_os) or (got_arch and got_arch != want_arch):
+        raise CairnError(
+            f"image {name} is for {got_os}/{got_arch}, not {platform}",
+            hint="choose the platform with --arch, or use a multi-platform image",
+        )
+
+
+def _entry_name(entry: Mapping[str, Any]) -> str:
+    return str((entry.get("annotations") or {}).get(mt.REF_NAME, ""))
+
+
+def _children(document: Any) -> Iterator[Descriptor]:
+    if not isinstance(document, dict):
+        return
+    for key in ("manifests", "layers"):
+        for child in document.get(key) or []:
+            with contextlib.suppress(CairnError):
+                yield Descriptor.from_json(child)
+    if isinstance(document.get("config"), dict):
+        with contextlib.suppress(CairnError):
+            yield Descriptor.from_json(document["config"])

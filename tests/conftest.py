@@ -1,0 +1,29 @@
+"""Test-wide setup: fixture modules, and isolation from the developer's own caches."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cairn.oci.store import Store
+
+pytest_plugins = ["tests.fixtures.registry", "tests.fixtures.images"]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Never touch ~/.cache/cairn or ~/.docker: tests get their own (empty) ones."""
+    patch = pytest.MonkeyPatch()
+    home = tmp_path_factory.mktemp("home")
+    patch.setenv("CAIRN_CACHE", str(home / "cairn-cache"))
+    patch.setenv("DOCKER_CONFIG", str(home / "docker"))
+    yield
+    patch.undo()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    """An empty image cache in the test's temporary directory."""
+    return Store(tmp_path / "cache")
