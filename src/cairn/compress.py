@@ -16,7 +16,7 @@ import zlib
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import IO, BinaryIO, Protocol, cast
+from typing import IO, Protocol, cast
 
 from cairn.errors import CairnError
 
@@ -59,7 +59,7 @@ def _deflate_block(block: bytes, primer: bytes, level: int, final: bool) -> byte
 class GzipWriter:
     """A parallel, deterministic gzip stream (one member) written to ``out``."""
 
-    def __init__(self, out: BinaryIO, level: int = 6) -> None:
+    def __init__(self, out: IO[bytes], level: int = 6) -> None:
         self._out = out
         self._level = level
         self._buffer = bytearray()
@@ -97,7 +97,7 @@ class GzipWriter:
 class ZstdWriter:
     """A zstd frame written with zstd's multi-threaded mode (worker-count independent)."""
 
-    def __init__(self, out: BinaryIO, level: int = 3) -> None:
+    def __init__(self, out: IO[bytes], level: int = 3) -> None:
         import zstandard
 
         params = zstandard.ZstdCompressionParameters.from_level(
@@ -115,7 +115,7 @@ class ZstdWriter:
 
 
 class PlainWriter:
-    def __init__(self, out: BinaryIO) -> None:
+    def __init__(self, out: IO[bytes]) -> None:
         self._out = out
 
     def write(self, data: bytes | bytearray | memoryview, /) -> int:
@@ -125,7 +125,7 @@ class PlainWriter:
         pass
 
 
-def writer(method: str, out: BinaryIO) -> Writer:
+def writer(method: str, out: IO[bytes]) -> Writer:
     """A compressing writer into ``out`` (which it does not close)."""
     if method == "gzip":
         return GzipWriter(out)

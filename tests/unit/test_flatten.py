@@ -56,8 +56,11 @@ def tree(*layers: Callable[[], BinaryIO]) -> dict[str, tuple[Kind, bytes | str]]
 
 def test_single_layer_keeps_every_entry() -> None:
     t = tree(layer(("etc", "d", ""), ("etc/passwd", "f", "root"), ("bin", "l", "usr/bin")))
-    assert t == {"etc": (Kind.DIR, ""), "etc/passwd": (Kind.FILE, b"root"),
-                 "bin": (Kind.SYMLINK, "usr/bin")}  # fmt: skip
+    assert t == {
+        "etc": (Kind.DIR, ""),
+        "etc/passwd": (Kind.FILE, b"root"),
+        "bin": (Kind.SYMLINK, "usr/bin"),
+    }
 
 
 def test_upper_layer_replaces_file() -> None:

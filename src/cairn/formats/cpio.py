@@ -45,9 +45,20 @@ class CpioWriter:
 
     def _header(self, name: bytes, mode: int, e: Entry, size: int, nlink: int) -> None:
         fields = (
-            self._ino, mode, e.uid, e.gid, nlink, max(e.mtime, 0), size,
-            3, 1, e.devmajor, e.devminor, len(name) + 1, 0,
-        )  # fmt: skip
+            self._ino,
+            mode,
+            e.uid,
+            e.gid,
+            nlink,
+            max(e.mtime, 0),
+            size,
+            3,
+            1,
+            e.devmajor,
+            e.devminor,
+            len(name) + 1,
+            0,
+        )
         header = b"070701" + b"".join(b"%08X" % (f & 0xFFFFFFFF) for f in fields)
         self._ino += 1
         self._emit(header + name + b"\0" + _pad(110 + len(name) + 1))

@@ -1,0 +1,148 @@
+"""The build's software bill of materials: SPDX 2.3 JSON, deterministic.
+
+Every image appears as a package (by digest), every package an image declares (Debian
+packages of a Cairn-built image) as a package it contains, and every regular file of the
+output with its SHA-1 and SHA-256. The document namespace is derived from the content
+instead of a random UUID (LinuxKit's is random, which breaks byte-identical builds).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from cairn import __version__
+
+PATH = "sbom.spdx.json"
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    path: str
+    size: int
+    sha1: str
+    sha256: str
+    source: str  # the image (or linuxkit.files) the file came from
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    name: str
+    digest: str
+    # (name, version, sha256) of packages the image says it contains.
+    packages: tuple[tuple[str, str, str], ...] = field(default=())
+
+
+def _spdx_id(prefix: str, text: str) -> str:
+    return f"SPDXRef-{prefix}-" + re.sub(r"[^A-Za-z0-9.-]", "-", text)
+
+
+def sbom(images: Sequence[ImageRecord], files: Iterable[FileRecord], epoch: int) -> bytes:
+    """The SPDX document for a build's images and (final, de-duplicated) files."""
+    final: dict[str, FileRecord] = {}
+    for record in files:
+        final.pop(record.path, None)
+        final[record.path] = record
+    packages = []
+    relationships = []
+    image_ids: dict[str, str] = {}
+    for n, image in enumerate(images):
+        spdx_id = f"SPDXRef-Image-{n}"
+        image_ids[image.name] = spdx_id
+        hexdigest = image.digest.split(":", 1)[-1]
+        packages.append(
+            {
+                "SPDXID": spdx_id,
+                "name": image.name,
+                "versionInfo": image.digest,
+                "downloadLocation": "NOASSERTION",
+                "filesAnalyzed": False,
+                "checksums": [{"algorithm": "SHA256", "checksumValue": hexdigest}],
+                "primaryPackagePurpose": "CONTAINER",
+                "externalRefs": [
+                    {
+                        "referenceCategory": "PACKAGE-MANAGER",
+                        "referenceType": "purl",
+                        "referenceLocator": f"pkg:oci/{image.name.rsplit('/', 1)[-1].split(':')[0]}"
+                        f"@{image.digest}",
+                    }
+                ],
+            }
+        )
+        relationships.append(
+            {
+                "spdxElementId": "SPDXRef-DOCUMENT",
+                "relationshipType": "DESCRIBES",
+                "relatedSpdxElement": spdx_id,
+            }
+        )
+        for name, version, sha256 in image.packages:
+            package_id = _spdx_id("Package", f"{n}-{name}-{version}")
+            packages.append(
+                {
+                    "SPDXID": package_id,
+                    "name": name,
+                    "versionInfo": version,
+                    "downloadLocation": "NOASSERTION",
+                    "filesAnalyzed": False,
+                    "checksums": [{"algorithm": "SHA256", "checksumValue": sha256}],
+                    "externalRefs": [
+                        {
+                            "referenceCategory": "PACKAGE-MANAGER",
+                            "referenceType": "purl",
+                            "referenceLocator": f"pkg:deb/debian/{name}@{version}?arch=amd64",
+                        }
+                    ],
+                }
+            )
+            relationships.append(
+                {
+                    "spdxElementId": spdx_id,
+                    "relationshipType": "CONTAINS",
+                    "relatedSpdxElement": package_id,
+                }
+            )
+    spdx_files = []
+    for n, record in enumerate(sorted(final.values(), key=lambda r: r.path)):
+        file_id = f"SPDXRef-File-{n}"
+        spdx_files.append(
+            {
+                "SPDXID": file_id,
+                "fileName": "./" + record.path,
+                "checksums": [
+                    {"algorithm": "SHA1", "checksumValue": record.sha1},
+                    {"algorithm": "SHA256", "checksumValue": record.sha256},
+                ],
+                "licenseConcluded": "NOASSERTION",
+                "copyrightText": "NOASSERTION",
+            }
+        )
+        owner = image_ids.get(record.source)
+        if owner:
+            relationships.append(
+                {
+                    "spdxElementId": owner,
+                    "relationshipType": "CONTAINS",
+                    "relatedSpdxElement": file_id,
+                }
+            )
+    body = {"packages": packages, "files": spdx_files, "relationships": relationships}
+    namespace = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    document = {
+        "spdxVersion": "SPDX-2.3",
+        "dataLicense": "CC0-1.0",
+        "SPDXID": "SPDXRef-DOCUMENT",
+        "name": "sbom",
+        "documentNamespace": f"https://cairn.invalid/spdx/sbom-{namespace}",
+        "creationInfo": {
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch)),
+            "creators": ["Tool: cairn-" + __version__, "Organization: Cairn"],
+            "licenseListVersion": "3.20",
+        },
+        **body,
+    }
+    return json.dumps(document, indent=2).encode() + b"\n"

@@ -1,0 +1,309 @@
+"""`cairn build`: YAML files in, bootable outputs out.
+
+The pipeline runs one way (DESIGN.md): load and merge the configuration, resolve every
+image (cache first, then registry), plan the segments, encode them (reusing cached
+segments), and hand them to the writers of the requested formats. All outputs are written
+to temporary files beside their final names and renamed only once every format succeeded,
+so a failed build leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from cairn import log
+from cairn.assemble import plan as planning
+from cairn.assemble import sbom as sbom_mod
+from cairn.assemble.entry import DEFAULT_MTIME, Item, Kind, parents, regular
+from cairn.config.model import Config, ImageSpec, VolumeSpec
+from cairn.errors import CairnError
+from cairn.formats import outputs
+from cairn.formats.segments import Encoded, SegmentCache
+from cairn.oci.resolve import RegistryOptions
+from cairn.oci.store import Image, Store
+
+DEFAULT_FORMAT = "kernel+initrd"
+SEGMENT_CACHE_BYTES = 4 << 30
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """Everything `cairn build` was asked for."""
+
+    configs: Sequence[str]
+    formats: Sequence[str] = ()
+    name: str | None = None
+    directory: Path = Path()
+    output: str | None = None  # single streamable output file, "-" for stdout
+    cache: Path | None = None
+    pull: bool = False
+    arch: str = "amd64"
+    compression: str = "gzip"
+    sbom: bool = True
+    reuse_segments: bool = True
+    registry: RegistryOptions = field(default_factory=RegistryOptions)
+    size: int | None = None  # disk size in bytes, for disk formats
+    extra: Mapping[str, Any] = field(default_factory=dict)  # format-specific options
+
+
+def source_date_epoch() -> int:
+    """SOURCE_DATE_EPOCH if set (reproducible-builds.org), else LinuxKit's fixed time."""
+    value = os.environ.get("SOURCE_DATE_EPOCH")
+    if value is None or value == "":
+        return DEFAULT_MTIME
+    try:
+        return int(value)
+    except ValueError:
+        raise CairnError(f"SOURCE_DATE_EPOCH={value!r} is not a number of seconds") from None
+
+
+def output_name(options: BuildOptions) -> str:
+    """The output base name: --name, else the last YAML file's name without extension."""
+    if options.name:
+        return options.name
+    last = options.configs[-1]
+    if last == "-":
+        return "moby"
+    base = last.rstrip("/").rsplit("/", 1)[-1]
+    for ext in (".yml", ".yaml"):
+        base = base.removesuffix(ext)
+    return base
+
+
+def load_config(options: BuildOptions) -> Config:
+    from cairn.config.load import load
+
+    return load(list(options.configs), stdin=sys.stdin if "-" in options.configs else None)
+
+
+def dry_run(options: BuildOptions) -> bytes:
+    """The merged configuration as YAML (what `cairn build --dry-run` prints)."""
+    from cairn.config.dump import dump_yaml
+
+    return dump_yaml(load_config(options))
+
+
+def build(options: BuildOptions) -> list[Path]:
+    """Run a whole build; returns the paths written (none for stdout)."""
+    formats = list(dict.fromkeys(options.formats)) or ["tar" if options.output else DEFAULT_FORMAT]
+    outputs.check_formats(formats, options.output)
+    epoch = source_date_epoch()
+    with log.step("Loading configuration"):
+        config = load_config(options)
+    if config.kernel is None and any(outputs.needs_kernel(f) for f in formats):
+        raise CairnError(
+            f"format {next(f for f in formats if outputs.needs_kernel(f))} needs a kernel, "
+            "but the configuration has no kernel section"
+        )
+    store = Store(options.cache or _default_cache())
+    platform = f"linux/{options.arch}"
+    with log.step("Resolving images"):
+        from cairn.oci.resolve import resolve
+
+        images = resolve(
+            config.image_references(),
+            store,
+            platform=platform,
+            pull=options.pull,
+            options=options.registry,
+        )
+    session = _Session(config, images, store, epoch, options)
+    name = output_name(options)
+    with contextlib.ExitStack() as cleanup:
+        staged: list[tuple[Path, Path]] = []
+        for fmt in formats:
+            with log.step(f"Writing {fmt}"):
+                staged += outputs.write(fmt, session, name, options, cleanup)
+        for tmp, final in staged:
+            tmp.replace(final)
+        session.cache.prune(SEGMENT_CACHE_BYTES)
+        return [final for _, final in staged]
+
+
+def _default_cache() -> Path:
+    from cairn.oci.store import default_cache_dir
+
+    return default_cache_dir()
+
+
+class _Session:
+    """One build's resolved state, shared by the format writers."""
+
+    def __init__(
+        self,
+        config: Config,
+        images: Mapping[str, Image],
+        store: Store,
+        epoch: int,
+        options: BuildOptions,
+    ) -> None:
+        from cairn.config import oci_spec
+
+        self.config = config
+        self.images = images
+        self.store = store
+        self.epoch = epoch
+        self.options = options
+        self.cache = SegmentCache(store.root / "segments", reuse=options.reuse_segments)
+        self.ids = oci_spec.id_map(config)
+        self._volumes = {v.name: v for v in config.volumes}
+        self._encoded: dict[str, list[Encoded]] = {}
+        self._sbom: bytes | None = None
+        with log.step("Planning segments"):
+            self.segments = planning.plan(
+                config,
+                planning.Inputs(
+                    images=images,
+                    store=store,
+                    ids=self.ids,
+                    epoch=epoch,
+                    metadata=self._metadata,
+                    bundle_spec=self._bundle_spec,
+                    runtime_json=oci_spec.runtime_json,
+                    oci_volume=self._oci_volume,
+                ),
+            )
+
+    def _metadata(self, kind: str) -> bytes:
+        from cairn.config.dump import dump_json, dump_yaml
+
+        return dump_json(self.config) if kind == "json" else dump_yaml(self.config)
+
+    def _bundle_spec(
+        self, spec: ImageSpec, image: planning.ResolvedImage
+    ) -> tuple[bytes, Mapping[str, Any], bool]:
+        from cairn.config import oci_spec
+
+        generated = oci_spec.generate(
+            spec, image.config.get("config") or {}, self.ids, self._volumes
+        )
+        return generated.config_json, generated.runtime, generated.readonly
+
+    def _oci_volume(self, volume: VolumeSpec) -> Iterator[Item]:
+        from cairn.assemble.volumes import oci_layout_items, volume_root
+
+        assert volume.image
+        image = self.images[volume.image]
+        manifest_size = self.store.blob_path(image.digest).stat().st_size
+        cfg = image.config
+        platform = {"architecture": cfg.get("architecture", ""), "os": cfg.get("os", "")}
+        if cfg.get("variant"):
+            platform["variant"] = cfg["variant"]
+        return oci_layout_items(
+            [(image.manifest, image.digest, manifest_size, platform)],
+            self.store,
+            prefix=f"{volume_root(volume.name)}/lower",
+            ref_name=volume.image,
+            source=volume.image,
+            location=f"volume[{volume.index}]",
+            epoch=self.epoch,
+        )
+
+    def encoded(self, encoding: str) -> list[Encoded]:
+        """Every segment encoded for ``encoding``, derived segments included, in order."""
+        if encoding not in self._encoded:
+            parts = self.cache.encode_all(self.segments, encoding)
+            _check_prefixes(parts)
+            apk = self._apk_union(parts)
+            if apk is not None:
+                last_init = max(
+                    i for i, e in enumerate(parts) if e.segment.location.startswith("init[")
+                )
+                parts.insert(last_init + 1, self.cache.encode(apk, encoding))
+            if self.options.sbom:
+                parts.append(self.cache.encode(self._sbom_segment(parts), encoding))
+            reused = sum(1 for p in parts if p.cached)
+            log.info("%d segments, %d reused from the cache", len(parts), reused)
+            self._encoded[encoding] = parts
+        return self._encoded[encoding]
+
+    def _apk_union(self, parts: Sequence[Encoded]) -> planning.Segment | None:
+        dbs = [p.apk_db for p in parts if p.segment.location.startswith("init[") and p.apk_db]
+        if len(dbs) < 2:
+            return None
+        content = b"".join(db.rstrip(b"\n") + b"\n\n" for db in dbs)
+        item = regular(
+            "lib/apk/db/installed",
+            content,
+            0o644,
+            mtime=self.epoch,
+            source="LINUXKIT.apkinit",
+            location="init",
+        )
+        return _static_segment("init-apk", [item])
+
+    def _sbom_segment(self, parts: Sequence[Encoded]) -> planning.Segment:
+        if self._sbom is None:
+            records = []
+            for ref in self.config.image_references():
+                image = self.images[ref]
+                records.append(sbom_mod.ImageRecord(ref, image.digest, _packages(image)))
+            files = [f for p in parts for f in p.files]
+            self._sbom = sbom_mod.sbom(records, files, self.epoch)
+        item = regular(sbom_mod.PATH, self._sbom, 0o644, mtime=self.epoch)
+        return _static_segment("sbom", [item])
+
+
+def _packages(image: Image) -> tuple[tuple[str, str, str], ...]:
+    """Packages an image declares in its ``org.cairn.packages`` label (Cairn-built images)."""
+    labels = (image.config.get("config") or {}).get("Labels") or {}
+    text = labels.get("org.cairn.packages", "")
+    found = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) == 3:
+            found.append((fields[0], fields[1], fields[2]))
+    return tuple(found)
+
+
+def _static_segment(location: str, items: list[Item]) -> planning.Segment:
+    """A small generated segment whose key is its content."""
+    contents = []
+    for entry, data in items:
+        body = data.read() if data is not None else b""
+        contents.append((entry, body))
+    key = planning.segment_key(location, [(repr(e), b.hex()) for e, b in contents])
+
+    def produce() -> Iterator[Item]:
+        for entry, body in contents:
+            yield entry, (io.BytesIO(body) if entry.kind is Kind.FILE else None)
+
+    return planning.Segment(location, key, produce)
+
+
+def _check_prefixes(parts: Sequence[Encoded]) -> None:
+    # A bundle or volume must not be unpacked through a symlink an earlier segment made
+    # (e.g. an init image turning `containers` into a link to `/etc`).
+    made: dict[str, str] = {}
+    for part in parts:
+        prefix = part.segment.prefix
+        if prefix:
+            for ancestor in [*parents(prefix), prefix]:
+                if ancestor in made:
+                    raise CairnError(
+                        f"{made[ancestor]} makes {ancestor!r} a symlink, so "
+                        f"{part.segment.location} ({part.segment.source}) would be written "
+                        "outside its tree; refusing the build"
+                    )
+        for link in part.symlinks:
+            made.setdefault(link, f"{part.segment.location} ({part.segment.source})")
+
+
+@contextlib.contextmanager
+def staged_file(final: Path, cleanup: contextlib.ExitStack) -> Iterator[tuple[IO[bytes], Path]]:
+    """A temp file beside ``final``, deleted unless the build renames it into place."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.")
+    tmp = Path(name)
+    cleanup.callback(lambda: tmp.unlink(missing_ok=True))
+    with os.fdopen(fd, "wb") as f:
+        yield f, tmp
+    tmp.chmod(0o644)

@@ -1,0 +1,54 @@
+"""Options shared by several commands: the image cache and how to reach registries."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+from pathlib import Path
+
+from cairn.oci.resolve import RegistryOptions
+
+
+def host_arch() -> str:
+    """The host's architecture in OCI terms (amd64, arm64, riscv64, ...)."""
+    machine = platform.machine().lower()
+    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(machine, machine)
+
+
+def add_registry_args(p: argparse.ArgumentParser) -> None:
+    """--cache, --arch, --insecure-registry and --mirror."""
+    p.add_argument(
+        "--cache",
+        type=Path,
+        metavar="DIR",
+        help="image cache (default: $CAIRN_CACHE or ~/.cache/cairn)",
+    )
+    p.add_argument("--arch", default=host_arch(), help="platform architecture to pull")
+    p.add_argument(
+        "--insecure-registry",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="use plain HTTP for this registry (localhost and 127.0.0.0/8 always do)",
+    )
+    p.add_argument(
+        "--mirror",
+        action="append",
+        default=[],
+        metavar="[REGISTRY=]URL",
+        help="try this mirror first (for REGISTRY, or for every registry)",
+    )
+
+
+def cache_dir(args: argparse.Namespace) -> Path | None:
+    """--cache if given (else the store's default: $CAIRN_CACHE or ~/.cache/cairn)."""
+    return args.cache.expanduser() if args.cache else None
+
+
+def registry_options(args: argparse.Namespace) -> RegistryOptions:
+    """RegistryOptions from the command line (and CAIRN_MIRROR, like LINUXKIT_MIRROR)."""
+    mirrors = [m for m in os.environ.get("CAIRN_MIRROR", "").replace(",", " ").split() if m]
+    return RegistryOptions.from_flags(
+        insecure=args.insecure_registry, mirrors=[*mirrors, *args.mirror]
+    )

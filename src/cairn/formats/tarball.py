@@ -1,0 +1,167 @@
+"""PAX tar archives of the root filesystem (the `tar`, `docker` and `tar-kernel-initrd` formats).
+
+Written by hand rather than with :mod:`tarfile` so that segments can be concatenated: a
+segment is a run of entries with no end-of-archive marker, and :func:`finish` ends the
+whole archive once. Every entry carries LinuxKit's ``LINUXKIT.source`` and
+``LINUXKIT.location`` PAX records; the extended header is named like Go's
+(``dir/PaxHeaders.0/base``) so the archive lists the same way LinuxKit's does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from cairn.assemble.entry import Entry, Item, Kind, Readable
+from cairn.compress import Writer
+from cairn.errors import CairnError
+
+_TYPEFLAG = {
+    Kind.FILE: b"0",
+    Kind.HARDLINK: b"1",
+    Kind.SYMLINK: b"2",
+    Kind.CHAR: b"3",
+    Kind.BLOCK: b"4",
+    Kind.DIR: b"5",
+    Kind.FIFO: b"6",
+}
+_BLOCK = 512
+_COPY_CHUNK = 1 << 20
+_END = b"\0" * (2 * _BLOCK)
+
+
+def _octal(value: int, width: int) -> bytes | None:
+    """A NUL-terminated octal field, or None when the value does not fit (use PAX)."""
+    text = b"%0*o" % (width - 1, value)
+    return text + b"\0" if len(text) < width else None
+
+
+def _record(key: str, value: bytes) -> bytes:
+    payload = b" " + key.encode() + b"=" + value + b"\n"
+    length = len(payload) + 1
+    while len(str(length).encode()) + len(payload) != length:
+        length += 1
+    return str(length).encode() + payload
+
+
+def _split_name(name: bytes) -> tuple[bytes, bytes] | None:
+    """Split a long name into ustar (prefix, name), or None if it cannot be."""
+    if len(name) <= 100:
+        return b"", name
+    for i in range(len(name) - 1, 0, -1):
+        if name[i : i + 1] == b"/" and i <= 155 and len(name) - i - 1 <= 100:
+            return name[:i], name[i + 1 :]
+    return None
+
+
+def _header(
+    name: bytes,
+    mode: int,
+    uid: int,
+    gid: int,
+    size: int,
+    mtime: int,
+    typeflag: bytes,
+    linkname: bytes = b"",
+    devmajor: int = 0,
+    devminor: int = 0,
+) -> bytes:
+    split = _split_name(name)
+    prefix, short = split if split else (b"", name[:100])
+    fields = [
+        short.ljust(100, b"\0"),
+        _octal(mode, 8) or b"0000000\0",
+        _octal(uid, 8) or b"0000000\0",
+        _octal(gid, 8) or b"0000000\0",
+        _octal(size, 12) or b"00000000000\0",
+        _octal(max(mtime, 0), 12) or b"00000000000\0",
+        b" " * 8,
+        typeflag,
+        linkname[:100].ljust(100, b"\0"),
+        b"ustar\x0000",
+        b"\0" * 32,
+        b"\0" * 32,
+        _octal(devmajor, 8) or b"0000000\0",
+        _octal(devminor, 8) or b"0000000\0",
+        prefix.ljust(155, b"\0"),
+        b"\0" * 12,
+    ]
+    block = b"".join(fields)
+    checksum = b"%06o\0 " % sum(block)
+    return block[:148] + checksum + block[156:]
+
+
+class TarWriter:
+    """Appends entries as PAX tar to a (possibly compressing) writer."""
+
+    def __init__(self, out: Writer) -> None:
+        self._out = out
+        self.written = 0
+
+    def _emit(self, data: bytes | bytearray | memoryview) -> None:
+        self._out.write(data)
+        self.written += len(data)
+
+    def add(self, entry: Entry, data: Readable | None) -> None:
+        """Append one entry; a regular file's data is streamed from ``data``."""
+        name = entry.path.encode("utf-8", "surrogateescape")
+        link = entry.link.encode("utf-8", "surrogateescape")
+        size = entry.size if entry.kind is Kind.FILE else 0
+        records: list[tuple[str, bytes]] = []
+        if entry.source:
+            records.append(("LINUXKIT.source", entry.source.encode()))
+        if entry.location:
+            records.append(("LINUXKIT.location", entry.location.encode()))
+        if _split_name(name) is None or not name.isascii():
+            records.append(("path", name))
+        if len(link) > 100 or not link.isascii():
+            records.append(("linkpath", link))
+        for key, value in (("size", size), ("uid", entry.uid), ("gid", entry.gid)):
+            if _octal(value, 12 if key == "size" else 8) is None:
+                records.append((key, str(value).encode()))
+        records += [(f"SCHILY.xattr.{key}", value) for key, value in entry.xattrs]
+        if records:
+            body = b"".join(_record(k, v) for k, v in sorted(records))
+            directory, _, base = name.rpartition(b"/")
+            pax_name = (directory + b"/" if directory else b"") + b"PaxHeaders.0/" + base
+            self._emit(_header(pax_name[:100], 0o644, 0, 0, len(body), entry.mtime, b"x"))
+            self._emit(body + b"\0" * (-len(body) % _BLOCK))
+        self._emit(
+            _header(
+                name,
+                entry.mode & 0o7777,
+                entry.uid,
+                entry.gid,
+                size,
+                entry.mtime,
+                _TYPEFLAG[entry.kind],
+                link,
+                entry.devmajor,
+                entry.devminor,
+            )
+        )
+        if entry.kind is Kind.FILE:
+            if data is None:
+                raise ValueError(f"no data for regular file {entry.path}")
+            remaining = size
+            while remaining:
+                chunk = data.read(min(remaining, _COPY_CHUNK))
+                if not chunk:
+                    raise CairnError(f"{entry.path}: file data ended {remaining} bytes early")
+                self._emit(chunk)
+                remaining -= len(chunk)
+            self._emit(b"\0" * (-size % _BLOCK))
+
+    def add_all(self, items: Iterable[Item]) -> None:
+        for entry, data in items:
+            self.add(entry, data)
+
+    def finish(self) -> None:
+        """End the archive: two zero blocks."""
+        self._emit(_END)
+
+
+def write_tar(items: Iterable[Item], out: Writer) -> None:
+    """Write ``items`` as one complete tar archive to ``out``."""
+    writer = TarWriter(out)
+    writer.add_all(items)
+    writer.finish()
