@@ -1,0 +1,44 @@
+# The two things most people want:  `make demo`  and  `make test`.
+# Both install what they need (Debian packages via scripts/install-deps, Python packages
+# into .venv) on a fresh machine.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test test-fast lint bench deps venv assets clean
+
+deps:
+	scripts/install-deps
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+# Host assets the boot tests use (the Debian cloud kernel, fetched with apt-get download).
+assets: deps venv
+	$(BIN)/python -m tests.fixtures.assets >/dev/null
+
+test: deps venv assets
+	$(BIN)/pytest
+
+test-fast: venv
+	$(BIN)/pytest -m "not qemu and not network"
+
+lint: venv
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+bench: deps venv assets
+	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b; done
+
+demo: deps venv
+	$(BIN)/python scripts/demo.py
+
+clean:
+	rm -rf $(VENV) _out .demo .pytest_cache .mypy_cache .ruff_cache
