@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
 from tests.fixtures import assets, qemu
 from tests.fixtures.guestimage import GuestImage, GuestVm, busybox_rootfs, oci_config
 

@@ -1,0 +1,218 @@
+# Cairn guest library, sourced by rc.init, rc.shutdown, service and prepare-process.
+# POSIX sh for busybox ash. Functions hand results back in global variables (NOW, SECS,
+# BUNDLE, ...) rather than on stdout: $(...) forks, and the boot path avoids needless forks.
+
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export PATH
+
+CAIRN_LIB=/usr/lib/cairn
+CAIRN_RUN=/run/cairn                  # timeline, service state, generated bundles
+TIMELINE=$CAIRN_RUN/timeline
+SEP=$(printf '\037')                  # field separator of runtime.jq's output
+
+# --- time and events -------------------------------------------------------------------
+
+# now: NOW = centiseconds since boot (/proc/uptime has two decimals).
+now() {
+	read -r _up _ </proc/uptime
+	NOW=$((${_up%.*} * 100 + 1${_up#*.} - 100))
+}
+
+# secs CS: SECS = CS centiseconds written as seconds, e.g. 2.07.
+secs() {
+	_cs=$(($1 % 100))
+	[ $_cs -lt 10 ] && _cs=0$_cs
+	SECS=$(($1 / 100)).$_cs
+}
+
+# event MESSAGE...: a line on the console and in the boot timeline, stamped with the
+# time since boot ("2.07 onboot 000-dhcpcd ok (0.41s)" in /run/cairn/timeline).
+event() {
+	now
+	secs $NOW
+	echo "$SECS $*" >>$TIMELINE 2>/dev/null
+	printf '[%8s] cairn: %s\n' "$SECS" "$*" >/dev/console
+}
+
+# note MESSAGE...: a step worth a line in the timeline; on the console only with
+# cairn.debug=1. debug MESSAGE...: with cairn.debug=1 only.
+note() {
+	if [ -n "$DEBUG" ]; then
+		event "$@"
+	else
+		now
+		secs $NOW
+		echo "$SECS $*" >>$TIMELINE 2>/dev/null
+	fi
+}
+
+debug() {
+	[ -z "$DEBUG" ] || event "$@"
+}
+
+# flag NAME: true when the kernel command line has NAME=1 (or a bare NAME).
+flag() {
+	read -r _cmdline </proc/cmdline
+	case " $_cmdline " in
+	*" $1=1 "* | *" $1 "*) return 0 ;;
+	esac
+	return 1
+}
+
+# Knobs, read once per script. /proc is not mounted yet when rc.init sources this file;
+# rc.init calls read_flags again once it is.
+read_flags() {
+	DEBUG=
+	CONSOLE_LOGS=
+	RUNC=runc
+	if [ -r /proc/cmdline ]; then
+		if flag cairn.debug || flag linuxkit.runc_debug; then
+			DEBUG=1
+			RUNC="runc --debug"
+		fi
+		# LinuxKit's knob: container output on the console instead of in /var/log.
+		flag linuxkit.runc_console && CONSOLE_LOGS=1
+	fi
+}
+read_flags
+
+# --- runtime.json ------------------------------------------------------------------------
+
+PLAN=$CAIRN_RUN/plan
+
+# make_plan: read the runtime.json of every bundle into $PLAN (see runtime.jq), once per
+# boot and with a single jq: jq takes a quarter of a second to start under emulation, and
+# once per container adds up. Should one file not parse, each file is read on its own and
+# the bad one gets an "invalid" step, so that only its container fails.
+make_plan() {
+	[ -f $PLAN ] && return 0
+	set -- /containers/*/*/runtime.json
+	if [ -f "$1" ] && ! jq -r -f $CAIRN_LIB/runtime.jq "$@" >$PLAN.new 2>/dev/null; then
+		for _f; do
+			jq -r -f $CAIRN_LIB/runtime.jq "$_f" || echo "${_f%/runtime.json}${SEP}invalid"
+		done >$PLAN.new
+	fi
+	mv $PLAN.new $PLAN 2>/dev/null || : >$PLAN
+}
+
+# prepare_filesystem BUNDLE: the runtime.json steps that come before the container is
+# created: "mounts" (in the root mount namespace), then "mkdir", then "cgroups". Sets
+# NEED_HOOK when "interfaces" or "bindNS" need the createRuntime hook. Errors go to stderr.
+prepare_filesystem() {
+	NEED_HOOK=
+	make_plan
+	while IFS=$SEP read -r _bundle _step _a _b _c _d _e <&3; do
+		[ "$_bundle" = "$1" ] || continue
+		case $_step in
+		mount) mount_step "$_a" "$_b" "$_c" "$_d" "$_e" || return 1 ;;
+		mkdir) mkdir -p "$_a" || return 1 ;;
+		cgroup) mkdir -p "/sys/fs/cgroup/$_a" || return 1 ;;
+		hook) NEED_HOOK=1 ;;
+		invalid)
+			echo "$1/runtime.json is not valid JSON" >&2
+			return 1
+			;;
+		esac
+	done 3<$PLAN
+}
+
+# mount_step TYPE SOURCE DESTINATION OPTIONS PROPAGATION: one runtime.json mount. The
+# destination is created if missing. busybox mount wants propagation flags (private,
+# rshared, ...) on their own, as --make-*; and the kernel ignores "ro" on a new bind mount,
+# so a read-only bind is remounted read-only (LinuxKit leaves it writable).
+mount_step() {
+	[ -e "$3" ] || mkdir -p "$3" || return 1
+	if [ -n "$1$2$4" ]; then
+		debug "mount ${1:+-t $1 }${4:+-o $4 }$2 $3"
+		# A lone mount point would be looked up in /etc/fstab: always give a source.
+		mount ${1:+-t "$1"} ${4:+-o "$4"} "${2:-none}" "$3" || return 1
+		case ,$4, in
+		*,ro,*)
+			case ,$4, in
+			*,bind,* | *,rbind,*) mount -o remount,bind,ro "$3" || return 1 ;;
+			esac
+			;;
+		esac
+	fi
+	_dest=$3
+	_ifs=$IFS
+	IFS=,
+	set -- $5
+	IFS=$_ifs
+	for _p; do
+		mount --make-"$_p" "$_dest" || return 1
+	done
+}
+
+# bundle_for DIR ID: BUNDLE = the directory to give `runc --bundle`. That is DIR itself,
+# unless prepare_filesystem set NEED_HOOK: then a copy of config.json under /run/cairn with
+# an absolute root.path and the createRuntime hook (prepare-process) added, since the
+# image is read-only and runc only reads config.json from the bundle directory.
+bundle_for() {
+	BUNDLE=$1
+	[ -n "$NEED_HOOK" ] || return 0
+	BUNDLE=$CAIRN_RUN/bundles/$2
+	mkdir -p "$BUNDLE" || return 1
+	jq --arg dir "$1" --arg hook $CAIRN_LIB/prepare-process '
+		if .root.path | startswith("/") then . else .root.path = $dir + "/" + .root.path end
+		| .hooks.createRuntime += [{path: $hook, args: ["prepare-process", $dir]}]
+	' "$1/config.json" >"$BUNDLE/config.json"
+}
+
+# --- one-shot containers (onboot, onshutdown) --------------------------------------------
+
+# run_once KIND DIR: run the bundle DIR (e.g. /containers/onboot/000-dhcpcd) to completion
+# with runc and put one summary line on the console. The log is /var/log/KIND.NAME.log,
+# stdout and stderr together; LinuxKit's names under /run/log/ point to it. Returns the
+# container's exit status.
+run_once() {
+	_kind=$1
+	_dir=$2
+	_name=${2##*/}
+	_log=/var/log/$_kind.$_name.log
+	[ -n "$CONSOLE_LOGS" ] && _log=/dev/console
+	now
+	_t0=$NOW
+	if prepare_filesystem "$_dir" >>"$_log" 2>&1 && bundle_for "$_dir" "$_name" >>"$_log" 2>&1; then
+		$RUNC run --bundle "$BUNDLE" "$_name" </dev/null >>"$_log" 2>&1
+		_rc=$?
+		_why="exit $_rc"
+	else
+		echo "cairn: the runtime.json of $_dir could not be applied" >>"$_log"
+		_rc=1
+		_why=runtime.json
+	fi
+	umount "$_dir/rootfs" 2>/dev/null
+	now
+	secs $((NOW - _t0))
+	if [ $_rc = 0 ]; then
+		event "$_kind $_name ok (${SECS}s)"
+	else
+		event "$_kind $_name FAILED ($_why), see $_log"
+		# The end of the log, so that the console alone tells what went wrong.
+		[ -f "$_log" ] && tail -n 5 "$_log" | sed 's/^/    | /' >/dev/console
+	fi
+	return $_rc
+}
+
+# run_all KIND: run_once every bundle in /containers/KIND, in sorted order, one at a time.
+# A failure is reported and the next one runs anyway.
+run_all() {
+	_section=$1
+	set -- /containers/$1/*
+	[ -d "$1" ] || return 0
+	# LinuxKit's log names (/var/log/onboot -> /run/log/onboot/onboot.NAME{,.out}.log, and
+	# the same with "shutdown") lead to Cairn's single log per container.
+	_compat=$_section
+	[ $_section = onshutdown ] && _compat=shutdown
+	[ -z "$CONSOLE_LOGS" ] && mkdir -p /run/log/$_compat &&
+		{ [ -e /var/log/$_compat ] || ln -s /run/log/$_compat /var/log/$_compat; }
+	for _b; do
+		[ -d "$_b" ] || continue
+		if [ -z "$CONSOLE_LOGS" ]; then
+			ln -sf /var/log/$_section.${_b##*/}.log /run/log/$_compat/$_compat.${_b##*/}.log
+			ln -sf /var/log/$_section.${_b##*/}.log /run/log/$_compat/$_compat.${_b##*/}.out.log
+		fi
+		run_once $_section "$_b"
+	done
+}
