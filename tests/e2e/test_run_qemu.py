@@ -25,11 +25,11 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
-from tests.fixtures import assets
 
 from cairn.assemble import entry as E
 from cairn.compress import writer
 from cairn.formats.cpio import CpioWriter
+from tests.fixtures import assets
 
 pytestmark = [pytest.mark.qemu, pytest.mark.timeout(240)]
 
@@ -159,14 +159,13 @@ def test_foreground_console_is_on_stdout_and_in_the_log_and_timeout_powers_off(
     tmp_path: Path,
 ) -> None:
     prefix = make_guest(tmp_path, "idle", "echo CAIRN-BOOTED\nwhile :; do sleep 60; done\n")
-    result = cairn_run("run", "--timeout", "20", "--grace", "60", prefix)
+    result = cairn_run("run", "--timeout", "15", "--grace", "60", prefix)
     console = (tmp_path / "idle-state" / "console.log").read_text(errors="replace")
     assert result.returncode == 124, result.stderr
     assert "CAIRN-BOOTED" in result.stdout
     # The timeout pressed the power button: the guest's acpid powered it off.
     assert ACPI_MARKER in console
     assert "timeout" in result.stderr
-    assert "KVM unavailable" in result.stderr or "KVM" not in result.stderr
     # console.log is a copy of what the terminal saw.
     assert console.replace("\r", "") == result.stdout.replace("\r", "")
 

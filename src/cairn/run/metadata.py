@@ -1,0 +1,70 @@
+"""The metadata CD: user data handed to a VM on an ISO 9660 image labelled ``cidata``.
+
+The data is stored twice, as ``config`` (what LinuxKit's ``metadata create`` writes and its
+cdrom provider falls back to) and as ``user-data`` (what that provider and cloud-init's
+NoCloud datasource read first). NoCloud also insists on a ``meta-data`` file, so one is
+written holding an ``instance-id`` derived from the data (new data, new instance).
+
+The image is made by xorriso with every date pinned to SOURCE_DATE_EPOCH (Cairn's fixed
+default when unset) and owners and modes normalised, so the same data gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+from cairn import proc
+from cairn.assemble.entry import DEFAULT_MTIME
+from cairn.errors import CairnError
+
+VOLUME_ID = "cidata"
+DATA_NAMES = ("config", "user-data")
+
+
+def source_date_epoch() -> int:
+    """SOURCE_DATE_EPOCH if set (reproducible-builds.org), else Cairn's fixed timestamp."""
+    value = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if not value:
+        return DEFAULT_MTIME
+    if not value.isdigit():
+        raise CairnError(f"SOURCE_DATE_EPOCH={value!r} is not a number of seconds")
+    return int(value)
+
+
+def meta_data(data: bytes) -> bytes:
+    """The NoCloud ``meta-data`` file for ``data``."""
+    return f"instance-id: cairn-{hashlib.sha256(data).hexdigest()[:16]}\n".encode()
+
+
+def create_iso(output: Path, data: bytes) -> Path:
+    """Write the metadata CD for ``data`` to ``output`` (replaced atomically); returns it."""
+    output = output.absolute()
+    epoch = source_date_epoch()
+    files = dict.fromkeys(DATA_NAMES, data)
+    files["meta-data"] = meta_data(data)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".cairn-metadata-", dir=output.parent) as tmp:
+        source = Path(tmp)
+        argv: list[str | os.PathLike[str]] = [
+            "xorriso", "-no_rc", "-report_about", "SORRY", "-abort_on", "FAILURE",
+            "-outdev", f"stdio:{source / 'out.iso'}",
+            "-volid", VOLUME_ID, "-joliet", "on", "-rockridge", "on",
+        ]  # fmt: skip
+        for name, content in sorted(files.items()):
+            path = source / name
+            path.write_bytes(content)
+            os.utime(path, (epoch, epoch))
+            argv += ["-map", path, f"/{name}"]
+        # Owners and modes from the host (uid, umask) must not leak into the image.
+        argv += [
+            "-chown_r", "0", "/", "--", "-chgrp_r", "0", "/", "--",
+            "-chmod_r", "a+r,go-w", "/", "--",
+            "-commit",
+        ]  # fmt: skip
+        # With SOURCE_DATE_EPOCH xorriso pins volume dates, the volume uuid and "now".
+        proc.run(argv, env={"SOURCE_DATE_EPOCH": str(epoch)})
+        (source / "out.iso").replace(output)
+    return output

@@ -1,0 +1,375 @@
+"""The qemu backend: from a MachineSpec to a resolved plan to qemu's command line.
+
+:func:`prepare` does everything that touches the host (finds the boot files, the binary,
+the firmware; creates the state directory, missing disks and the metadata CD; picks the
+accelerator) and returns a :class:`QemuPlan`. :func:`command_line` is a pure function of
+that plan, so every option can be tested without starting anything.
+
+Differences from LinuxKit's command line, on purpose:
+
+* ``-nodefaults``; the serial console is a chardev teed into ``STATE/console.log``; a QMP
+  socket lets ``cairn run stop`` and Ctrl-C press the ACPI power button.
+* Disks and CDs hang off a virtio-scsi controller by default (``--disk-bus scsi``). The
+  guest sees the same names as with LinuxKit's AHCI drives (``/dev/sda``, ``/dev/sr0``),
+  and kernels that lack AHCI (Debian's cloud kernel) can read them. ``--disk-bus ide`` gives
+  LinuxKit's layout exactly; ``virtio`` uses virtio-blk (``/dev/vda``).
+* UEFI code is attached read-only and the variables are a per-VM copy in the state dir.
+* ``--qemu`` is honoured (LinuxKit overwrites it from ``$PATH``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cairn import log, proc
+from cairn.errors import CairnError
+from cairn.run import accel as accel_mod
+from cairn.run import firmware as firmware_mod
+from cairn.run import metadata
+from cairn.run.accel import Accel
+from cairn.run.detect import BootKind, BootTarget, detect, disk_format
+from cairn.run.spec import DiskSpec, MachineSpec, Networking, PortForward, normalise_arch
+from cairn.run.state import StateDir, resolve
+
+# Guest device names of the first disk and first CD, by disk bus.
+ROOT_DISK = {"scsi": "/dev/sda", "ide": "/dev/sda", "virtio": "/dev/vda"}
+ROOT_CD = "/dev/sr0"
+
+
+@dataclass(frozen=True)
+class Drive:
+    """A disk image or CD attached to the VM; ``boot`` marks the one firmware boots from."""
+
+    path: Path
+    format: str
+    cdrom: bool = False
+    boot: bool = False
+
+
+@dataclass(frozen=True)
+class QemuPlan:
+    """A fully resolved VM: every path absolute, every choice made."""
+
+    binary: str
+    state: StateDir
+    accel: Accel
+    arch: str = "x86_64"
+    cpus: int = 1
+    memory_mib: int = 1024
+    uuid: str = ""
+    name: str = "cairn"
+    detached: bool = False
+    drives: tuple[Drive, ...] = ()
+    disk_bus: str = "scsi"
+    kernel: Path | None = None
+    initrd: Path | None = None
+    append: str | None = None
+    firmware: tuple[Path, Path | None] | None = None
+    networking: Networking = field(default_factory=Networking)
+    mac: str = ""
+    publish: tuple[PortForward, ...] = ()
+    gui: bool = False
+    devices: tuple[str, ...] = ()
+    no_reboot: bool = False
+
+
+def _opt(value: object) -> str:
+    """A value inside a qemu ``key=value,...`` option string (commas are doubled)."""
+    return str(value).replace(",", ",,")
+
+
+def command_line(plan: QemuPlan) -> list[str]:
+    """qemu's argv for ``plan``. Relative names (the QMP socket) are relative to the state dir,
+    which is qemu's working directory (unix socket paths are limited to 108 bytes)."""
+    kvm = plan.accel.name == "kvm"
+    argv = [plan.binary, "-nodefaults", "-no-user-config", "-name", _opt(plan.name)]
+    if plan.arch == "aarch64":
+        argv += ["-machine", "virt,gic-version=" + ("host" if kvm else "max")]
+        argv += ["-cpu", "host" if kvm else "max"]
+    else:
+        argv += ["-machine", "q35"] + (["-cpu", "host"] if kvm else [])
+    argv += plan.accel.qemu_args()
+    argv += ["-smp", str(plan.cpus), "-m", str(plan.memory_mib)]
+    if plan.uuid:
+        argv += ["-uuid", plan.uuid]
+    argv += ["-pidfile", str(plan.state.pidfile)]
+    argv += ["-qmp", f"unix:{_opt(plan.state.qmp_socket.name)},server=on,wait=off"]
+    # The serial console goes to the terminal (or nowhere, detached) and always to the log.
+    backend = "null" if plan.detached else "stdio"
+    argv += ["-chardev", f"{backend},id=console,logfile={_opt(plan.state.console_log)}"]
+    argv += ["-serial", "chardev:console"]
+    argv += _display(plan)
+    argv += ["-object", "rng-random,id=rng0,filename=/dev/urandom"]
+    argv += ["-device", "virtio-rng-pci,rng=rng0"]
+    argv += _firmware(plan)
+    argv += _drives(plan)
+    if plan.kernel:
+        argv += ["-kernel", str(plan.kernel)]
+        if plan.initrd:
+            argv += ["-initrd", str(plan.initrd)]
+        if plan.append:
+            argv += ["-append", plan.append]
+    argv += _network(plan)
+    if plan.no_reboot:
+        argv += ["-no-reboot"]
+    for device in plan.devices:
+        argv += ["-device", device]
+    return argv
+
+
+def _display(plan: QemuPlan) -> list[str]:
+    if not plan.gui:
+        return ["-display", "none"]
+    if plan.arch == "aarch64":
+        return ["-device", "virtio-gpu-pci", "-device", "qemu-xhci",
+                "-device", "usb-kbd", "-device", "usb-tablet"]  # fmt: skip
+    return ["-vga", "std"]
+
+
+def _firmware(plan: QemuPlan) -> list[str]:
+    if plan.firmware is None:
+        return []
+    code, variables = plan.firmware
+    if variables is None:
+        return ["-drive", f"if=pflash,format=raw,unit=0,file={_opt(code)}"]
+    return [
+        "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={_opt(code)}",
+        "-drive", f"if=pflash,format=raw,unit=1,file={_opt(variables)}",
+    ]  # fmt: skip
+
+
+def _drives(plan: QemuPlan) -> list[str]:
+    if plan.disk_bus == "ide":
+        return _ide_drives(plan.drives)
+    argv: list[str] = []
+    if any(d.cdrom or plan.disk_bus == "scsi" for d in plan.drives):
+        argv += ["-device", "virtio-scsi-pci,id=scsi0"]
+    for i, drive in enumerate(plan.drives):
+        spec = f"file={_opt(drive.path)},format={drive.format},if=none,id=drive{i}"
+        if drive.cdrom:
+            spec += ",media=cdrom,readonly=on"
+        argv += ["-drive", spec]
+        if drive.cdrom or plan.disk_bus == "scsi":
+            kind = "scsi-cd" if drive.cdrom else "scsi-hd"
+            device = f"{kind},bus=scsi0.0,channel=0,scsi-id={i},lun=0,drive=drive{i}"
+        else:
+            device = f"virtio-blk-pci,drive=drive{i}"
+        if drive.boot:
+            device += ",bootindex=0"
+        argv += ["-device", device]
+    return argv
+
+
+def _ide_drives(drives: tuple[Drive, ...]) -> list[str]:
+    # LinuxKit's layout: disks at index 0, 1, 3, ... (2 is the first CD, "hdc"), more CDs after.
+    argv: list[str] = []
+    cds = [d for d in drives if d.cdrom]
+    used = {2} if cds else set()
+    index = 0
+    for drive in drives:
+        if drive.cdrom:
+            continue
+        while index in used:
+            index += 1
+        used.add(index)
+        argv += [
+            "-drive",
+            f"file={_opt(drive.path)},format={drive.format},index={index},media=disk",
+        ]
+    for n, drive in enumerate(cds):
+        if n == 0:
+            slot = 2
+        else:
+            slot = next(i for i in range(64) if i not in used)
+            used.add(slot)
+        argv += [
+            "-drive",
+            f"file={_opt(drive.path)},format={drive.format},index={slot},media=cdrom",
+        ]
+    if cds and cds[0].boot:
+        argv += ["-boot", "order=d"]
+    return argv
+
+
+def _network(plan: QemuPlan) -> list[str]:
+    net = plan.networking
+    if net.mode == "none":
+        return ["-nic", "none"]
+    if net.mode == "tap":
+        netdev = f"tap,id=net0,ifname={_opt(net.interface)},script=no,downscript=no"
+    elif net.mode == "bridge":
+        netdev = f"bridge,id=net0,br={_opt(net.interface)}"
+    else:
+        netdev = "user,id=net0" + "".join(f",hostfwd={p.hostfwd()}" for p in plan.publish)
+    return ["-netdev", netdev, "-device", f"virtio-net-pci,netdev=net0,mac={plan.mac}"]
+
+
+# ---------------------------------------------------------------------------------------
+# prepare: the side-effecting half
+
+
+def prepare(spec: MachineSpec) -> QemuPlan:
+    """Resolve ``spec`` against the host: boot files, binary, state, disks, firmware, accel."""
+    target = detect(spec.path, force=spec.boot)
+    arch = normalise_arch(spec.arch) if spec.arch else accel_mod.host_arch()
+    binary = _qemu_binary(spec.qemu, arch)
+    state = resolve(spec.state, target.prefix)
+    state.create()
+    running = state.running_pid()
+    if running:
+        raise CairnError(
+            f"a VM is already running with the state directory {state.root} (pid {running})",
+            hint=f"stop it with: cairn run stop {state.root}, or pass another --state",
+        )
+    _check_memory(target, spec.memory_mib)
+    drives = _boot_drives(target)
+    drives += _extra_disks(spec.disks, state)
+    if spec.data is not None:
+        drives.append(Drive(metadata.create_iso(state.data_iso, spec.data), "raw", cdrom=True))
+    return QemuPlan(
+        binary=binary,
+        state=state,
+        accel=accel_mod.choose(spec.accel, arch),
+        arch=arch,
+        cpus=spec.cpus,
+        memory_mib=spec.memory_mib,
+        uuid=state.machine_uuid(),
+        name=target.prefix.name or "cairn",
+        detached=spec.detached,
+        drives=tuple(drives),
+        disk_bus=spec.disk_bus,
+        kernel=target.kernel or (target.image if target.kind is BootKind.UKI else None),
+        initrd=target.initrd,
+        append=_append(target, spec.disk_bus),
+        firmware=_firmware_files(spec, target, arch, state),
+        networking=spec.networking,
+        mac=state.mac_address() if spec.networking.mode != "none" else "",
+        publish=spec.publish,
+        gui=spec.gui,
+        devices=spec.devices,
+        no_reboot=spec.no_reboot,
+    )
+
+
+def _qemu_binary(requested: str | None, arch: str) -> str:
+    if requested is None:
+        return proc.require(f"qemu-system-{arch}")
+    path = Path(requested).expanduser()
+    if path.is_file():
+        return str(path.absolute())
+    if "/" not in requested:
+        return proc.require(requested)
+    raise CairnError(f"--qemu {requested}: no such file")
+
+
+def _boot_drives(target: BootTarget) -> list[Drive]:
+    image = target.image
+    if image is None or target.kind is BootKind.UKI:
+        return []
+    if target.kind is BootKind.ISO:
+        return [Drive(image, "raw", cdrom=True, boot=True)]
+    if target.kind is BootKind.KERNEL_ISO:
+        return [Drive(image, "raw", cdrom=True)]
+    if target.kind is BootKind.DISK:
+        return [Drive(image, target.image_format, boot=True)]
+    return [Drive(image, "raw")]  # the squashfs or erofs root disk
+
+
+def _append(target: BootTarget, bus: str) -> str | None:
+    if target.kind is BootKind.UKI:
+        return None  # the image carries its own command line
+    if target.kind in (BootKind.KERNEL_SQUASHFS, BootKind.KERNEL_EROFS):
+        return f"{target.cmdline} root={ROOT_DISK[bus]}".strip()
+    if target.kind is BootKind.KERNEL_ISO:
+        return f"{target.cmdline} root={ROOT_CD}".strip()
+    return target.cmdline if target.kernel else None
+
+
+def prepare_disk(disk: DiskSpec, state: StateDir, auto_index: int) -> Drive:
+    """The drive for one ``--disk``, creating the image with ``qemu-img create`` if missing."""
+    path = disk.path if disk.path is not None else state.default_disk(auto_index)
+    path = path if path.is_absolute() else Path.cwd() / path
+    if path.exists():
+        if path.is_dir():
+            raise CairnError(f"--disk {path}: is a directory")
+        return Drive(path, disk.format or disk_format(path))
+    if disk.size_mib is None:
+        raise CairnError(
+            f"--disk {path}: no such file",
+            hint=f"give a size to create it, e.g. --disk {path},size=1G",
+        )
+    fmt = disk.format or "qcow2"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    log.info("creating %s disk %s (%d MiB)", fmt, path, disk.size_mib)
+    proc.run(["qemu-img", "create", "-q", "-f", fmt, path, f"{disk.size_mib}M"])
+    return Drive(path, fmt)
+
+
+def _extra_disks(disks: tuple[DiskSpec, ...], state: StateDir) -> list[Drive]:
+    drives: list[Drive] = []
+    auto = 0
+    for disk in disks:
+        drives.append(prepare_disk(disk, state, auto))
+        if disk.path is None:
+            auto += 1
+    return drives
+
+
+def _firmware_files(
+    spec: MachineSpec, target: BootTarget, arch: str, state: StateDir
+) -> tuple[Path, Path | None] | None:
+    kernel_boot = target.kind.value.startswith("kernel+")
+    # On arm64 only a kernel can be started without firmware; there is no BIOS.
+    wanted = spec.uefi or spec.firmware is not None or target.needs_uefi
+    if not wanted and arch == "aarch64" and not kernel_boot:
+        wanted = True
+    if not wanted:
+        return None
+    if not spec.uefi and target.needs_uefi:
+        log.info("cairn: %s is a UEFI image, booting it with UEFI firmware", target.image)
+    firmware = (
+        firmware_mod.from_path(spec.firmware.expanduser())
+        if spec.firmware is not None
+        else firmware_mod.find_uefi(arch)
+    )
+    return firmware.install(state.root)
+
+
+def _check_memory(target: BootTarget, memory_mib: int) -> None:
+    # The kernel needs room to unpack the initramfs next to the compressed archive.
+    if target.initrd is None:
+        return
+    size_mib = target.initrd.stat().st_size // (1 << 20)
+    if size_mib * 4 > memory_mib:
+        log.warn(
+            "the initrd is %d MiB and the VM has %d MiB of memory; it may not boot (use --mem)",
+            size_mib,
+            memory_mib,
+        )
+
+
+class Qemu:
+    """The qemu :class:`~cairn.run.Hypervisor`."""
+
+    name = "qemu"
+
+    def run(self, spec: MachineSpec) -> int:
+        from cairn.run import vm
+
+        plan = prepare(spec)
+        argv = command_line(plan)
+        target = str(plan.kernel or next((d.path for d in plan.drives if d.boot), spec.path))
+        if spec.detached:
+            pid = vm.start_detached(
+                plan.state, argv, publish=plan.publish, target=target,
+                timeout=spec.timeout, grace=spec.grace,
+            )  # fmt: skip
+            log.info("started the VM (pid %d), state %s", pid, plan.state.root)
+            log.info("  console: cairn run console %s", plan.state.root)
+            log.info("  stop:    cairn run stop %s", plan.state.root)
+            return 0
+        return vm.run_foreground(
+            plan.state, argv, publish=plan.publish, target=target,
+            timeout=spec.timeout, grace=spec.grace,
+        )  # fmt: skip

@@ -1,0 +1,378 @@
+"""The life of a qemu process: start it (foreground or detached), stop it gracefully, and the
+``status``, ``console`` and ``ssh`` helpers that work from a state directory alone.
+
+qemu always runs in a session of its own. In the foreground it still inherits the terminal
+(a process may use a terminal that is not its controlling one), so the console is live, but
+Ctrl-C reaches only Cairn, which asks the guest to power off through QMP instead of letting
+qemu die on the signal. A graceful stop presses the ACPI power button (so onshutdown
+containers run), waits ``grace`` seconds, then terminates qemu.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import termios
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from cairn import log, proc
+from cairn.errors import CairnError
+from cairn.run import qmp
+from cairn.run.spec import PortForward
+from cairn.run.state import RunInfo, StateDir
+
+EXIT_TIMEOUT = 124  # like timeout(1)
+EXIT_KILLED = 1
+_START_TIMEOUT = 60.0  # for qemu to come up when detached (TCG on a busy host is slow)
+_TERM_TIMEOUT = 5.0  # after SIGTERM, before SIGKILL
+_POLL = 0.1
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class Status:
+    """What ``cairn run status`` reports."""
+
+    state: StateDir
+    pid: int | None
+    publish: tuple[PortForward, ...] = ()
+    target: str = ""
+
+    @property
+    def running(self) -> bool:
+        return self.pid is not None
+
+
+def _remove_stale(state: StateDir) -> None:
+    for path in (state.qmp_socket, state.pidfile):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def _die_with_parent() -> None:
+    # In the foreground the VM must not outlive Cairn (a killed Cairn would leave it running).
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+def _owns_terminal_input() -> bool:
+    # Started in the background of a shell (`cairn run x &`), the VM must not take the
+    # keyboard from the shell; qemu, in its own session, would not be stopped by SIGTTIN.
+    try:
+        return not os.isatty(0) or os.tcgetpgrp(0) == os.getpgrp()
+    except OSError:
+        return True
+
+
+class _Terminal:
+    """Saves the terminal's settings and file flags; qemu changes both and a killed qemu
+    cannot put them back."""
+
+    def __init__(self, fd: int = 0) -> None:
+        self.fd = fd
+        self.attrs: list[Any] | None = None
+        self.flags: int | None = None
+        try:
+            if os.isatty(fd):
+                self.attrs = termios.tcgetattr(fd)
+            self.flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+        except (OSError, termios.error):
+            pass
+
+    def restore(self) -> None:
+        try:
+            if self.attrs is not None:
+                termios.tcsetattr(self.fd, termios.TCSADRAIN, self.attrs)
+            if self.flags is not None:
+                fcntl.fcntl(self.fd, fcntl.F_SETFL, self.flags)
+        except (OSError, termios.error):
+            pass
+
+
+class _Stopper:
+    """Turns stop requests (signals, a timeout) into a graceful stop, then a forced one."""
+
+    def __init__(self, process: subprocess.Popen[bytes], state: StateDir, grace: float) -> None:
+        self.process = process
+        self.state = state
+        self.grace = grace
+        self.requests = 0
+        self.kill_at: float | None = None
+        self.forced = False
+
+    def request(self, *_: object) -> None:
+        # Called from signal handlers: only count; the main loop acts.
+        self.requests += 1
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        if self.requests and self.kill_at is None:
+            self.kill_at = now + self.grace
+            if self.grace > 0 and _press_power_button(self.state):
+                log.info(
+                    "cairn: asking the guest to power off (up to %gs; Ctrl-C again to kill it)",
+                    self.grace,
+                )
+            else:
+                self.kill_at = now
+        due = self.kill_at is not None and (now >= self.kill_at or self.requests > 1)
+        if due and not self.forced:
+            self.forced = True
+            if self.grace > 0 and self.requests == 1:
+                log.info("cairn: the guest did not power off within %gs; stopping qemu", self.grace)
+            _terminate(self.process.pid, lambda: self.process.poll() is None)
+
+
+def _press_power_button(state: StateDir) -> bool:
+    try:
+        qmp.command(state.qmp_socket, "system_powerdown")
+        return True
+    except qmp.QMPError as exc:
+        log.debug("system_powerdown failed: %s", exc)
+        return False
+
+
+def _terminate(pid: int, alive: Callable[[], bool]) -> None:
+    """SIGTERM (qemu exits cleanly, flushing disk images), then SIGKILL if it lingers."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + _TERM_TIMEOUT
+    while time.monotonic() < deadline:
+        if not alive():
+            return
+        time.sleep(_POLL)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def _stop_signals(stopper: _Stopper) -> Iterator[None]:
+    wanted = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, stopper.request) for sig in wanted}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def run_foreground(
+    state: StateDir,
+    argv: Sequence[str],
+    *,
+    publish: tuple[PortForward, ...] = (),
+    target: str = "",
+    timeout: float | None = None,
+    grace: float = 30.0,
+) -> int:
+    """Run qemu with the console on this terminal until the VM stops; returns the exit status.
+
+    The status is qemu's (0 when the guest powers off), ``124`` when ``timeout`` expired,
+    and 1 when qemu had to be killed because the guest ignored the power button.
+    """
+    _remove_stale(state)
+    terminal = _Terminal()
+    log.debug("$ %s", " ".join(argv))
+    try:
+        process = subprocess.Popen(
+            list(argv),
+            cwd=state.root,
+            stdin=None if _owns_terminal_input() else subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+    except OSError as exc:
+        raise CairnError(f"cannot start {argv[0]}: {exc.strerror}") from exc
+    state.write_info(
+        RunInfo(
+            process.pid, tuple(argv), publish, detached=False, started=time.time(), target=target
+        )
+    )
+    stopper = _Stopper(process, state, grace)
+    deadline = time.monotonic() + timeout if timeout else None
+    timed_out = False
+    try:
+        with _stop_signals(stopper):
+            while True:
+                try:
+                    returncode = process.wait(timeout=_POLL)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+                if deadline is not None and not timed_out and time.monotonic() >= deadline:
+                    timed_out = True
+                    log.info("cairn: timeout: the VM ran for %gs, stopping it", timeout)
+                    stopper.request()
+                stopper.tick()
+    finally:
+        if process.poll() is None:  # an exception got us here: never leave the VM behind
+            process.kill()
+            process.wait()
+        terminal.restore()
+    if timed_out:
+        return EXIT_TIMEOUT
+    if stopper.forced:
+        return EXIT_KILLED
+    return returncode if returncode >= 0 else 128 - returncode
+
+
+def start_detached(
+    state: StateDir,
+    argv: Sequence[str],
+    *,
+    publish: tuple[PortForward, ...] = (),
+    target: str = "",
+    timeout: float | None = None,
+    grace: float = 30.0,
+) -> int:
+    """Start qemu in the background and return its pid once the VM is running."""
+    _remove_stale(state)
+    log.debug("$ %s", " ".join(argv))
+    with open(state.qemu_log, "wb") as errors:
+        try:
+            process = subprocess.Popen(
+                list(argv), cwd=state.root, stdin=subprocess.DEVNULL, stdout=errors,
+                stderr=errors, start_new_session=True,
+            )  # fmt: skip
+        except OSError as exc:
+            raise CairnError(f"cannot start {argv[0]}: {exc.strerror}") from exc
+    state.write_info(
+        RunInfo(
+            process.pid, tuple(argv), publish, detached=True, started=time.time(), target=target
+        )
+    )
+    deadline = time.monotonic() + _START_TIMEOUT
+    while True:
+        returncode = process.poll()
+        if returncode is not None:
+            raise CairnError(
+                f"qemu exited with status {returncode} while starting",
+                hint=_tail(state.qemu_log) or None,
+            )
+        with contextlib.suppress(qmp.QMPError):
+            if qmp.command(state.qmp_socket, "query-status", timeout=2.0).get("running"):
+                break
+        if time.monotonic() > deadline:
+            process.kill()
+            process.wait()
+            raise CairnError(
+                f"qemu did not start within {_START_TIMEOUT:g}s", hint=_tail(state.qemu_log) or None
+            )
+        time.sleep(_POLL)
+    if timeout:
+        _start_watchdog(state, process.pid, timeout, grace)
+    return process.pid
+
+
+def _tail(path: Path, lines: int = 10) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _start_watchdog(state: StateDir, pid: int, timeout: float, grace: float) -> None:
+    # A detached VM has no Cairn watching it: a small helper process enforces --timeout.
+    with open(state.qemu_log, "ab") as out:
+        subprocess.Popen(
+            [sys.executable, "-m", "cairn.run.vm", "watchdog", str(state.root), str(pid),
+             str(timeout), str(grace)],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
+        )  # fmt: skip
+
+
+def _watchdog(root: str, pid: int, timeout: float, grace: float) -> int:
+    state = StateDir(Path(root))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if state.running_pid() != pid:
+            return 0
+        time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+    if state.running_pid() == pid:
+        print(f"cairn: timeout: the VM ran for {timeout:g}s, stopping it", flush=True)
+        stop(state, grace)
+    return 0
+
+
+def status(state: StateDir) -> Status:
+    """Whether a VM runs with this state directory, its pid and published ports."""
+    info = state.read_info()
+    pid = state.running_pid()
+    return Status(state, pid, info.publish if info else (), info.target if info else "")
+
+
+def stop(state: StateDir, grace: float = 30.0) -> str:
+    """Stop the VM of ``state``: power button, up to ``grace`` seconds, then terminate.
+
+    Returns ``"stopped"``, ``"killed"`` or ``"not running"``.
+    """
+    pid = state.running_pid()
+    if pid is None:
+        return "not running"
+    deadline = time.monotonic() + grace
+    if grace > 0 and _press_power_button(state):
+        while time.monotonic() < deadline:
+            if state.running_pid() != pid:
+                return "stopped"
+            time.sleep(_POLL)
+    _terminate(pid, lambda: state.running_pid() == pid)
+    return "killed"
+
+
+def follow_console(state: StateDir, out: BinaryIO, *, follow: bool = True) -> None:
+    """Copy STATE/console.log to ``out``; with ``follow``, keep copying until the VM stops."""
+    if not state.console_log.exists():
+        raise CairnError(
+            f"no console log in {state.root}", hint="has a VM run with this state directory?"
+        )
+    with open(state.console_log, "rb") as log_file:
+        while True:
+            chunk = log_file.read(65536)
+            if chunk:
+                out.write(chunk)
+                out.flush()
+                continue
+            if not follow or state.running_pid() is None:
+                rest = log_file.read()  # anything written just before the VM stopped
+                if rest:
+                    out.write(rest)
+                    out.flush()
+                return
+            if state.console_log.stat().st_size < log_file.tell():
+                log_file.seek(0)  # a new run truncated the log
+            time.sleep(0.2)
+
+
+def ssh_command(state: StateDir, extra: Sequence[str] = (), user: str = "root") -> list[str]:
+    """The ``ssh`` command line that reaches the guest's port 22 through its published port."""
+    info = state.read_info()
+    if info is None:
+        raise CairnError(f"no VM has run with the state directory {state.root}")
+    forward = next((p for p in info.publish if p.guest_port == 22 and p.protocol == "tcp"), None)
+    if forward is None:
+        raise CairnError(
+            f"the VM of {state.root} publishes no host port for guest port 22",
+            hint="start it with --publish 2222:22",
+        )
+    host = "127.0.0.1" if forward.host_ip == "0.0.0.0" else forward.host_ip
+    return [
+        proc.require("ssh"), "-p", str(forward.host_port),
+        "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+        "-o", "LogLevel=ERROR", f"{user}@{host}", *extra,
+    ]  # fmt: skip
+
+
+if __name__ == "__main__":
+    # `python -m cairn.run.vm watchdog STATE PID TIMEOUT GRACE` (see _start_watchdog).
+    if len(sys.argv) == 6 and sys.argv[1] == "watchdog":
+        sys.exit(_watchdog(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])))
+    sys.exit(2)
