@@ -37,9 +37,49 @@ def package_tag(pkg_dir: Path, *, canonical: bool = False, org: str | None = Non
     ``org`` overrides the ``org`` of build.yml (default ``linuxkit``).
     """
     image, file_org, template = _read_build_yml(pkg_dir)
-    tag = render_tag(template, source_hash(pkg_dir), where=pkg_dir / "build.yml")
+    source = source_hash(pkg_dir)
+    extras = extra_sources(pkg_dir)
+    if extras:
+        source = combine_hashes([source, *(source_hash(e) for e in extras)])
+    tag = render_tag(template, source, where=pkg_dir / "build.yml")
     name = f"{org or file_org}/{image}:{tag}"
     return reference.expand(name) if canonical else name
+
+
+def extra_sources(pkg_dir: Path) -> list[Path]:
+    """The directories build.yml's ``extra-sources`` (``SRC:NAME``) names, relative to
+    ``pkg_dir``: their contents are part of the package's sources, and so of its tag."""
+    path = pkg_dir / "build.yml"
+    parsed = parse_yaml(path.read_text(encoding="utf-8"), str(path))
+    data = parsed.data if isinstance(parsed.data, dict) else {}
+    values = data.get("extra-sources") or []
+    found = []
+    for i, value in enumerate(values if isinstance(values, list) else [values]):
+        src, sep, _ = str(value).rpartition(":")
+        if not sep or not src:
+            raise CairnError(
+                f"extra-sources: {value!r} is not SOURCE:NAME",
+                position=parsed.position(("extra-sources", i)),
+            )
+        source = Path(src) if Path(src).is_absolute() else pkg_dir / src
+        if not source.is_dir():
+            raise CairnError(
+                f"extra-sources: {src!r} is not a directory (relative to {pkg_dir})",
+                position=parsed.position(("extra-sources", i)),
+            )
+        found.append(source)
+    return found
+
+
+def combine_hashes(hashes: list[str]) -> str:
+    """One hash for a package and its extra sources, as LinuxKit combines them: sha1 of the
+    hex hashes in order; ``-dirty-<7 hex>`` (over the dirty parts' suffixes) if any is dirty."""
+    clean = [h.partition("-dirty-")[0] for h in hashes]
+    combined = hashlib.sha1("".join(clean).encode()).hexdigest()
+    dirty = [h.partition("-dirty-")[2] for h in hashes if "-dirty-" in h]
+    if dirty:
+        combined += "-dirty-" + hashlib.sha256("".join(dirty).encode()).hexdigest()[:7]
+    return combined
 
 
 def render_tag(template: str, source: str, *, where: Path | None = None) -> str:

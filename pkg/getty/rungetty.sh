@@ -1,0 +1,35 @@
+#!/bin/sh
+# A getty on every console= of the kernel command line (or /dev/console when there is
+# none), each restarted when its session ends. INSECURE=true: a root shell, no login.
+consoles=
+read -r cmdline </proc/cmdline
+for word in $cmdline; do
+	case $word in
+	console=*)
+		name=${word#console=}
+		name=${name%%,*}
+		case " $consoles " in *" $name "*) ;; *) consoles="$consoles $name" ;; esac
+		;;
+	esac
+done
+[ -n "$consoles" ] || consoles=console
+
+options=
+[ "$INSECURE" = true ] && options="-n -l /usr/bin/autologin"
+
+started=
+for name in $consoles; do
+	if [ ! -c "/dev/$name" ]; then
+		echo "getty: no device /dev/$name in the container" >&2
+		continue
+	fi
+	(
+		while :; do
+			setsid getty $options 0 "$name" linux
+			sleep 1
+		done
+	) &
+	started=1
+done
+[ -n "$started" ] || exit 1
+wait

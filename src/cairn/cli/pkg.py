@@ -1,0 +1,97 @@
+"""`cairn pkg`: build package images from Debian packages, show their tags, push them."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from cairn.errors import UsageError
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    from cairn.cli.options import add_registry_args
+
+    p = sub.add_parser(
+        "pkg",
+        parents=[common],
+        help="build, tag and push package images (pkg/NAME/build.yml)",
+        description="Package images are built from a declarative build.yml: Debian packages, "
+        "files, and the image's runtime defaults (docs/packages.md).",
+    )
+    commands = p.add_subparsers(dest="pkg_command", metavar="COMMAND")
+    commands.required = True
+
+    def build_parser(name: str, help_text: str) -> argparse.ArgumentParser:
+        c: argparse.ArgumentParser = commands.add_parser(
+            name, parents=[common], help=help_text, description=help_text
+        )
+        c.add_argument("directories", nargs="+", type=Path, metavar="DIR", help="package dirs")
+        c.add_argument("--force", action="store_true", help="build even if the tag is cached")
+        c.add_argument(
+            "--platforms", metavar="LIST",
+            help="comma-separated platforms to build, e.g. linux/amd64 (default: build.yml arches)",
+        )  # fmt: skip
+        c.add_argument("--org", help="override the org of build.yml (e.g. your registry user)")
+        c.add_argument(
+            "--debian-mirror", metavar="URL",
+            help="Debian mirror (default: $CAIRN_DEBIAN_MIRROR, else build.yml's, else Debian's)",
+        )  # fmt: skip
+        c.add_argument(
+            "--debian-cache", type=Path, metavar="DIR",
+            help="where .deb files and indexes are cached (default: CACHE/debian)",
+        )  # fmt: skip
+        add_registry_args(c)
+        return c
+
+    build = build_parser("build", "build package images into the cache")
+    build.add_argument("--push", action="store_true", help="push each image after building it")
+    build.set_defaults(handler=run_build, push_after=False)
+    push = build_parser("push", "build (when not cached) and push package images")
+    push.set_defaults(handler=run_build, push_after=True)
+
+    show = commands.add_parser(
+        "show-tag", parents=[common], help="print the tag of each package",
+        description="Print ORG/IMAGE:TAG for each package (the tag names its sources).",
+    )  # fmt: skip
+    show.add_argument("directories", nargs="+", type=Path, metavar="DIR")
+    show.add_argument("--canonical", action="store_true", help="print docker.io/ORG/IMAGE:TAG")
+    show.add_argument("--org", help="override the org of build.yml")
+    show.set_defaults(handler=run_show_tag)
+
+
+def _platforms(text: str | None) -> tuple[str, ...]:
+    if not text:
+        return ()
+    found = tuple(p.strip() for p in text.split(",") if p.strip())
+    for platform in found:
+        if len(platform.split("/")) < 2:
+            raise UsageError(f"invalid platform {platform!r}", hint="use OS/ARCH, e.g. linux/amd64")
+    return found
+
+
+def run_build(args: argparse.Namespace) -> int:
+    from cairn.cli.options import cache_dir, registry_options
+    from cairn.pkg.build import Options, build
+
+    options = Options(
+        cache=cache_dir(args),
+        debian_cache=args.debian_cache,
+        platforms=_platforms(args.platforms),
+        force=args.force,
+        org=args.org,
+        mirror=args.debian_mirror,
+        push=bool(args.push_after or getattr(args, "push", False)),
+        registry=registry_options(args),
+    )
+    for result in build(args.directories, options):
+        print(result.name)
+    return 0
+
+
+def run_show_tag(args: argparse.Namespace) -> int:
+    from cairn.pkg.build import show_tag
+
+    for directory in args.directories:
+        print(show_tag(directory, canonical=args.canonical, org=args.org))
+    return 0

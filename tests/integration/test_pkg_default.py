@@ -1,0 +1,265 @@
+"""The default packages (pkg/*), built once per session from the real Debian mirror.
+
+The .deb files and indexes are cached in tests/.assets/debian, so only the first run on a
+machine downloads them (~60 MB); the images go to a session cache.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import tarfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from cairn import guest
+from cairn.formats import elf
+from cairn.oci.store import Store
+from cairn.pkg import debian
+from cairn.pkg.build import Options, Result, build
+from cairn.pkg.image import CONFIG_LABEL, PACKAGES_LABEL
+from cairn.pkg.spec import load
+
+pytestmark = pytest.mark.network
+
+ROOT = Path(__file__).resolve().parents[2]
+PKG = ROOT / "pkg"
+ASSETS = ROOT / "tests" / ".assets"
+MIRROR = os.environ.get("CAIRN_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+
+
+@dataclass
+class Built:
+    result: Result
+    store: Store
+    config: dict[str, Any]
+    manifest: Mapping[str, Any]
+    files: dict[str, tarfile.TarInfo]
+    data: dict[str, bytes]  # regular files' contents
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return dict(self.config["config"].get("Labels") or {})
+
+
+@pytest.fixture(scope="session")
+def packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Built]:
+    if not debian.DEFAULT_KEYRING.exists():
+        pytest.skip("debian-archive-keyring is not installed")
+    try:
+        response = httpx.head(f"{MIRROR}/dists/bookworm/InRelease", timeout=10)
+    except httpx.HTTPError as exc:
+        pytest.skip(f"the Debian mirror {MIRROR} is unreachable: {exc}")
+    if response.status_code != 200:
+        pytest.skip(f"the Debian mirror {MIRROR} answered HTTP {response.status_code}")
+    cache = tmp_path_factory.mktemp("pkg-cache")
+    directories = sorted(p.parent for p in PKG.glob("*/build.yml"))
+    options = Options(cache=cache, debian_cache=ASSETS / "debian", platforms=("linux/amd64",))
+    store = Store(cache)
+    built = {}
+    for result in build(directories, options):
+        image = store.image(result.name, "linux/amd64")
+        raw = gzip.decompress(store.blob_path(image.layers[0].digest).read_bytes())
+        files: dict[str, tarfile.TarInfo] = {}
+        data: dict[str, bytes] = {}
+        with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+            for member in tar:
+                files[member.name] = member
+                if member.isfile():
+                    data[member.name] = tar.extractfile(member).read()  # type: ignore[union-attr]
+        built[result.directory.name] = Built(
+            result, store, dict(image.config), image.manifest, files, data
+        )
+    return built
+
+
+# What each package must contain (paths in its image).
+CONTENTS = {
+    "init": ["bin/busybox", "usr/sbin/runc", "usr/bin/runc", "usr/bin/jq", "init",
+             "bin/rc.init", "usr/bin/service", "etc/inittab", "sbin/init", "bin/mount"],
+    "kernel": ["kernel", "kernel.tar", "System.map"],
+    "ca-certificates": ["etc/ssl/certs/ca-certificates.crt"],
+    "sshd": ["usr/sbin/sshd", "usr/bin/ssh-keygen", "usr/bin/busybox", "usr/bin/sh",
+             "usr/lib/openssh/sftp-server", "etc/ssh/sshd_config", "usr/bin/ssh.sh", "run/sshd"],
+    "getty": ["usr/bin/busybox", "usr/bin/rungetty.sh", "usr/bin/autologin", "etc/passwd"],
+    "dhcpcd": ["usr/bin/busybox", "usr/sbin/dhcpcd", "usr/share/udhcpc/default.script"],
+    "sysctl": ["usr/bin/busybox", "usr/bin/apply-sysctl", "etc/sysctl.d/00-cairn.conf"],
+    "rngd": ["usr/sbin/rngd"],
+    "modprobe": ["usr/bin/busybox", "usr/sbin/modprobe"],
+    "format": ["usr/sbin/mke2fs", "usr/sbin/mkfs.ext4", "usr/bin/format", "usr/lib/cairn/disk.sh"],
+    "mount": ["usr/bin/mount-disk", "usr/lib/cairn/disk.sh"],
+    "poweroff": ["usr/bin/poweroff.sh"],
+}  # fmt: skip
+
+
+def test_every_default_package_builds(packages: dict[str, Built]) -> None:
+    assert set(CONTENTS) <= set(packages)
+    for name, built in packages.items():
+        assert built.result.built, name
+        assert built.config["architecture"] == "amd64"
+
+
+@pytest.mark.parametrize("name", sorted(CONTENTS))
+def test_the_package_holds_its_programs(packages: dict[str, Built], name: str) -> None:
+    files = packages[name].files
+    missing = [path for path in CONTENTS[name] if path not in files]
+    assert not missing, f"pkg/{name} lacks {missing}"
+
+
+@pytest.mark.parametrize("name", sorted(CONTENTS))
+def test_the_config_label_is_the_build_yml_config(packages: dict[str, Built], name: str) -> None:
+    declared = load(PKG / name).config
+    label = packages[name].labels.get(CONFIG_LABEL)
+    if declared is None:
+        assert label is None
+    else:
+        assert label is not None and json.loads(label) == declared
+
+
+@pytest.mark.parametrize("name", sorted(CONTENTS))
+def test_no_file_is_setuid_unless_declared(packages: dict[str, Built], name: str) -> None:
+    allowed = load(PKG / name).setuid
+    special = [m.name for m in packages[name].files.values() if m.isfile() and m.mode & 0o6000]
+    assert special == [p for p in special if p in allowed]
+
+
+@pytest.mark.parametrize("name", sorted(CONTENTS))
+def test_every_program_finds_its_libraries(
+    packages: dict[str, Built], name: str, tmp_path: Path
+) -> None:
+    built = packages[name]
+    names = {Path(p).name for p in built.files}
+    problems = []
+    for path, content in built.data.items():
+        if not content.startswith(b"\x7fELF") or path.endswith(".ko"):
+            continue
+        scratch = tmp_path / "elf"
+        scratch.write_bytes(content)
+        try:
+            linked = elf.dynamic(scratch)
+        except elf.NotElf:
+            continue
+        for library in linked.needed:
+            if library not in names:
+                problems.append(f"{path} needs {library}")
+        interpreter = linked.interpreter
+        if interpreter and not _exists(built.files, interpreter):
+            problems.append(f"{path} needs the loader {interpreter}")
+    assert not problems
+
+
+def _exists(files: Mapping[str, tarfile.TarInfo], path: str) -> bool:
+    """Whether ``path`` leads to a regular file in the image, following its symlinks."""
+    pending = [p for p in path.split("/") if p]
+    done: list[str] = []
+    for _ in range(100):
+        if not pending:
+            member = files.get("/".join(done))
+            return member is not None and member.isfile()
+        part = pending.pop(0)
+        if part == "..":
+            done = done[:-1]
+            continue
+        current = "/".join([*done, part])
+        member = files.get(current)
+        if member is None:
+            return False
+        if member.issym():
+            target = member.linkname
+            base = [] if target.startswith("/") else done
+            pending = [p for p in target.split("/") if p] + pending
+            done = list(base)
+        else:
+            done.append(part)
+    return False
+
+
+@pytest.mark.parametrize("name", sorted(CONTENTS))
+def test_the_debian_packages_are_listed_in_label_and_annotation(
+    packages: dict[str, Built], name: str
+) -> None:
+    built = packages[name]
+    text = built.labels.get(PACKAGES_LABEL, "")
+    lines = text.splitlines()
+    assert lines == sorted(lines) and lines
+    for line in lines:
+        package, version, sha256 = line.split(" ")
+        assert package and version and len(sha256) == 64
+    assert built.manifest["annotations"][PACKAGES_LABEL] == text
+    assert [p.split()[0] for p in built.result.platforms[0].packages] == [
+        line.split()[0] for line in lines
+    ]
+
+
+def test_the_kernel_modules_dep_lists_virtio_nets_dependencies(
+    packages: dict[str, Built],
+) -> None:
+    data = packages["kernel"].data["kernel.tar"]
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        names = tar.getnames()
+        (dep_name,) = [n for n in names if n.endswith("/modules.dep")]
+        dep = tar.extractfile(dep_name).read().decode()  # type: ignore[union-attr]
+        alias = tar.extractfile(dep_name.replace(".dep", ".alias")).read().decode()  # type: ignore[union-attr]
+    lines = dict(line.split(":", 1) for line in dep.splitlines())
+    (virtio_net,) = [k for k in lines if k.endswith("/virtio_net.ko")]
+    needs = {Path(p).name for p in lines[virtio_net].split()}
+    assert {"net_failover.ko", "failover.ko", "virtio.ko", "virtio_ring.ko"} <= needs
+    assert all(Path(k).name.removesuffix(".ko") != "e1000" for k in lines)
+    assert " virtio_pci\n" in alias
+    assert packages["kernel"].data["kernel"][0x202:0x206] == b"HdrS"  # an x86 bzImage
+
+
+def test_init_carries_the_guest_scripts_links_and_requirements(
+    packages: dict[str, Built],
+) -> None:
+    files = packages["init"].files
+    for entry, _ in guest.items():
+        assert entry.path in files, entry.path
+    for path in guest.REQUIRES:
+        if "<version>" not in path:
+            assert path in files, path
+    for link in guest.BUSYBOX_LINKS:
+        assert files[link].linkname == "/bin/busybox"
+    assert files["tmp"].mode & 0o1777 == 0o1777
+    assert not any(p.startswith("usr/share/doc") for p in files)
+
+
+def test_sshd_is_set_up_for_key_only_root_logins(packages: dict[str, Built]) -> None:
+    built = packages["sshd"]
+    shadow = built.data["etc/shadow"].decode()
+    assert shadow.startswith("root:*:")
+    config = built.data["etc/ssh/sshd_config"].decode()
+    assert "UsePAM no" in config and "PasswordAuthentication no" in config
+    assert built.files["run/sshd"].isdir()
+    assert "sshd:x:" in built.data["etc/passwd"].decode()
+    assert not any(p.startswith("etc/ssh/ssh_host_") for p in built.files)  # made at start
+
+
+def test_the_ca_bundle_holds_every_certificate(packages: dict[str, Built]) -> None:
+    bundle = packages["ca-certificates"].data["etc/ssl/certs/ca-certificates.crt"].decode()
+    assert bundle.count("-----BEGIN CERTIFICATE-----") > 100
+
+
+def test_packages_stay_small(packages: dict[str, Built]) -> None:
+    sizes = {n: b.result.platforms[0].file_bytes for n, b in packages.items()}
+    assert sizes["sshd"] < 18_000_000
+    assert sizes["init"] < 16_500_000
+    for name in ("getty", "dhcpcd", "sysctl", "modprobe", "mount", "poweroff"):
+        assert sizes[name] < 2_200_000, name
+
+
+def test_a_rebuild_gives_the_same_digest(packages: dict[str, Built]) -> None:
+    before = packages["sysctl"]
+    options = Options(
+        cache=before.store.root, debian_cache=ASSETS / "debian",
+        platforms=("linux/amd64",), force=True,
+    )  # fmt: skip
+    (again,) = build([PKG / "sysctl"], options)
+    assert again.built and again.digest == before.result.digest
