@@ -1,0 +1,118 @@
+"""What every bootable format is made from, and the identifiers derived from it.
+
+A build hands the media writers a :class:`BootFiles`: the kernel (an x86 bzImage), the
+initrd (concatenated compressed cpio segments), the command line, optional microcode, the
+image name and SOURCE_DATE_EPOCH. Nothing random goes into an output: disk and partition
+GUIDs, FAT volume ids and VMDK/VHD identifiers are derived from a hash of these inputs
+(:func:`derive_uuid`), so the same inputs give the same bytes and different systems get
+different ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from cairn.assemble.entry import DEFAULT_MTIME
+from cairn.errors import CairnError
+
+DEFAULT_EPOCH = DEFAULT_MTIME
+MIB = 1 << 20
+GIB = 1 << 30
+_HASH_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class BootFiles:
+    """The kernel, initrd and command line of one build, as files on disk."""
+
+    kernel: Path
+    initrd: Path
+    cmdline: str
+    name: str
+    ucode: Path | None = None
+    epoch: int = DEFAULT_EPOCH
+
+
+@dataclass(frozen=True)
+class Signing:
+    """A Secure Boot key pair (PEM private key and certificate) for ``sbsign``."""
+
+    key: Path
+    cert: Path
+
+
+def digest_files(*parts: Path | bytes | str | None) -> bytes:
+    """SHA-256 over files and literal values, each framed so that no two inputs collide."""
+    h = hashlib.sha256()
+    for part in parts:
+        if part is None:
+            h.update(b"N")
+        elif isinstance(part, Path):
+            h.update(b"F" + struct.pack("<Q", part.stat().st_size))
+            with part.open("rb") as f:
+                while chunk := f.read(_HASH_CHUNK):
+                    h.update(chunk)
+        else:
+            data = part.encode() if isinstance(part, str) else part
+            h.update(b"B" + struct.pack("<Q", len(data)) + data)
+    return h.digest()
+
+
+def boot_digest(boot: BootFiles) -> bytes:
+    """The content hash every identifier of a boot medium is derived from."""
+    return digest_files(
+        boot.kernel, boot.initrd, boot.ucode, boot.cmdline, boot.name, str(boot.epoch)
+    )
+
+
+def derive(seed: bytes, purpose: str, size: int = 16) -> bytes:
+    """``size`` bytes that depend only on ``seed`` and what they are for."""
+    return hashlib.sha256(seed + b"\0cairn\0" + purpose.encode()).digest()[:size]
+
+
+def derive_uuid(seed: bytes, purpose: str) -> uuid.UUID:
+    """A stable UUID for ``purpose``, shaped as version 4 (as systemd's app-specific ids are)."""
+    raw = bytearray(derive(seed, purpose))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    return uuid.UUID(bytes=bytes(raw))
+
+
+def derive_u32(seed: bytes, purpose: str) -> int:
+    """A stable non-zero 32-bit number (MBR disk signatures, FAT volume ids, VMDK CIDs)."""
+    value = int.from_bytes(derive(seed, purpose, 4), "little")
+    return value or 1
+
+
+def kernel_version(kernel: Path) -> str | None:
+    """The version string an x86 bzImage carries in its setup header, if any."""
+    with kernel.open("rb") as f:
+        head = f.read(0x10000)
+    if len(head) < 0x210 or head[0x202:0x206] != b"HdrS" or head[0x1FE:0x200] != b"\x55\xaa":
+        return None
+    (offset,) = struct.unpack_from("<H", head, 0x20E)
+    start = offset + 0x200
+    if not offset or start >= len(head):
+        return None
+    text = head[start : head.index(b"\0", start)] if b"\0" in head[start:] else head[start:]
+    return text.decode(errors="replace").split(" ", 1)[0] or None
+
+
+def require_bzimage(kernel: Path, purpose: str) -> None:
+    """Fail clearly when ``kernel`` is not an x86 bzImage (what BIOS and EFI loaders boot)."""
+    with kernel.open("rb") as f:
+        head = f.read(0x210)
+    if len(head) < 0x206 or head[0x202:0x206] != b"HdrS" or head[0x1FE:0x200] != b"\x55\xaa":
+        raise CairnError(
+            f"{purpose} needs an x86 bzImage kernel, and {kernel.name} is not one",
+            hint="boot media are built for x86_64; use kernel+initrd for other kernels "
+            "(and do not combine them with --decompress-kernel)",
+        )
+
+
+def align_up(value: int, alignment: int) -> int:
+    return -(-value // alignment) * alignment
