@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -157,6 +158,8 @@ class _Session:
         self._volumes = {v.name: v for v in config.volumes}
         self._encoded: dict[str, list[Encoded]] = {}
         self._sbom: bytes | None = None
+        self._workspace: Any = None
+        self.name = output_name(options)
         with log.step("Planning segments"):
             self.segments = planning.plan(
                 config,
@@ -224,6 +227,45 @@ class _Session:
             log.info("%d segments, %d reused from the cache", len(parts), reused)
             self._encoded[encoding] = parts
         return self._encoded[encoding]
+
+    def media_workspace(self, cleanup: contextlib.ExitStack) -> Any:
+        """The boot-media workspace (formats/media.py), made once per build."""
+        if self._workspace is None:
+            from cairn.formats import media
+            from cairn.formats.bootfiles import BootFiles, Signing
+            from cairn.formats.outputs import initrd_parts
+            from cairn.formats.segments import concatenate
+
+            parts, kernel, ucode = initrd_parts(self)
+            scratch = Path(tempfile.mkdtemp(prefix=".cairn-build-", dir=self.cache.root))
+            cleanup.callback(shutil.rmtree, scratch, ignore_errors=True)
+            initrd = scratch / "initrd.img"
+            with initrd.open("wb") as f:
+                concatenate(parts, f)
+            assert self.config.kernel is not None
+            boot = BootFiles(
+                kernel, initrd, self.config.kernel.cmdline, self.name, ucode, self.epoch
+            )
+            key, cert = self.options.extra.get("sign_key"), self.options.extra.get("sign_cert")
+            self._workspace = media.Workspace(
+                boot,
+                self.options.directory,
+                size=self.options.size,
+                signing=Signing(key, cert) if key and cert else None,
+                root=self.root_items,
+            )
+            cleanup.callback(self._workspace.close)
+        return self._workspace
+
+    def root_items(self) -> Iterator[Item]:
+        """The whole root filesystem as one stream of entries (later entries win).
+
+        The segments (derived ones included) are those of an encoding already made for
+        this build, so nothing is encoded again just to list them.
+        """
+        encoded = next(iter(self._encoded.values()), None) or self.encoded("tar")
+        for part in encoded:
+            yield from part.segment.produce()
 
     def _apk_union(self, parts: Sequence[Encoded]) -> planning.Segment | None:
         dbs = [p.apk_db for p in parts if p.segment.location.startswith("init[") and p.apk_db]

@@ -166,9 +166,25 @@ FORMATS: dict[str, Format] = {
 }
 
 
-def register(fmt: Format) -> None:
-    """Add a format (used by the disk and ISO writers)."""
-    FORMATS[fmt.name] = fmt
+def _media(name: str) -> Writer:
+    def write(
+        session: Any, _name: str, options: BuildOptions, cleanup: contextlib.ExitStack
+    ) -> Staged:
+        staged: Staged = session.media_workspace(cleanup).write(name)
+        return staged
+
+    return write
+
+
+def _register_media() -> None:
+    # The boot media writers (formats/media.py) share one workspace per build.
+    from cairn.formats import media
+
+    for name in media.FORMATS:
+        FORMATS[name] = Format(name, _media(name), needs_kernel=True)
+
+
+_register_media()
 
 
 def check_formats(formats: Sequence[str], output: str | None) -> None:
