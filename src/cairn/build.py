@@ -23,11 +23,11 @@ from typing import IO, Any
 from cairn import log
 from cairn.assemble import plan as planning
 from cairn.assemble import sbom as sbom_mod
-from cairn.assemble.entry import DEFAULT_MTIME, Item, Kind, parents, regular
+from cairn.assemble.entry import DEFAULT_MTIME, Item, Kind, regular
 from cairn.config.model import Config, ImageSpec, VolumeSpec
 from cairn.errors import CairnError
 from cairn.formats import outputs
-from cairn.formats.segments import Encoded, SegmentCache
+from cairn.formats.segments import Encoded, Links, SegmentCache
 from cairn.oci.resolve import RegistryOptions
 from cairn.oci.store import Image, Store
 
@@ -211,18 +211,25 @@ class _Session:
         )
 
     def encoded(self, encoding: str) -> list[Encoded]:
-        """Every segment encoded for ``encoding``, derived segments included, in order."""
+        """Every segment encoded for ``encoding``, derived segments included, in order.
+
+        Segments are encoded in output order because each one may store files as hard
+        links to identical files of the segments before it (formats/segments.py).
+        """
         if encoding not in self._encoded:
-            parts = self.cache.encode_all(self.segments, encoding)
-            _check_prefixes(parts)
+            links = Links()
+            inits = sum(
+                1
+                for s in self.segments
+                if s.location in ("kernel",) or s.location.startswith("init[")
+            )
+            parts = self.cache.encode_all(self.segments[:inits], encoding, links)
             apk = self._apk_union(parts)
             if apk is not None:
-                last_init = max(
-                    i for i, e in enumerate(parts) if e.segment.location.startswith("init[")
-                )
-                parts.insert(last_init + 1, self.cache.encode(apk, encoding))
+                parts += self.cache.encode_all([apk], encoding, links)
+            parts += self.cache.encode_all(self.segments[inits:], encoding, links)
             if self.options.sbom:
-                parts.append(self.cache.encode(self._sbom_segment(parts), encoding))
+                parts += self.cache.encode_all([self._sbom_segment(parts)], encoding, links)
             reused = sum(1 for p in parts if p.cached)
             log.info("%d segments, %d reused from the cache", len(parts), reused)
             self._encoded[encoding] = parts
@@ -319,24 +326,6 @@ def _static_segment(location: str, items: list[Item]) -> planning.Segment:
             yield entry, (io.BytesIO(body) if entry.kind is Kind.FILE else None)
 
     return planning.Segment(location, key, produce)
-
-
-def _check_prefixes(parts: Sequence[Encoded]) -> None:
-    # A bundle or volume must not be unpacked through a symlink an earlier segment made
-    # (e.g. an init image turning `containers` into a link to `/etc`).
-    made: dict[str, str] = {}
-    for part in parts:
-        prefix = part.segment.prefix
-        if prefix:
-            for ancestor in [*parents(prefix), prefix]:
-                if ancestor in made:
-                    raise CairnError(
-                        f"{made[ancestor]} makes {ancestor!r} a symlink, so "
-                        f"{part.segment.location} ({part.segment.source}) would be written "
-                        "outside its tree; refusing the build"
-                    )
-        for link in part.symlinks:
-            made.setdefault(link, f"{part.segment.location} ({part.segment.source})")
 
 
 @contextlib.contextmanager

@@ -1,9 +1,14 @@
 """newc cpio archives, the format the kernel unpacks an initramfs from.
 
-Each segment of an initrd is one complete archive (ending in ``TRAILER!!!``); the kernel
-unpacks a chain of them in order, later entries replacing earlier ones. As in LinuxKit,
-inode numbers start at 721, the device is 3:1, and hard links become relative symlinks
-(the kernel only links within one archive and needs the data on the first name).
+An initrd is one archive cut into compressed pieces: each segment is a run of entries
+with no trailer, and :func:`trailer` ends the whole chain. The kernel unpacks the pieces
+in order (later entries replace earlier ones) and keeps its table of hard links until the
+trailer, so identical files of different segments can be stored once: every shared file
+carries nlink 2 and an inode and device number derived from its content and owner, its
+first occurrence carries the data, and later ones are empty links to it.
+
+As in LinuxKit, other inode numbers count from 721 with device 3:1, and the hard links of
+image layers become relative symlinks (their targets need not be shared files).
 """
 
 from __future__ import annotations
@@ -43,25 +48,51 @@ class CpioWriter:
         self._out.write(data)
         self.written += len(data)
 
-    def _header(self, name: bytes, mode: int, e: Entry, size: int, nlink: int) -> None:
+    def _header(
+        self,
+        name: bytes,
+        mode: int,
+        e: Entry,
+        size: int,
+        nlink: int,
+        identity: tuple[int, int, int] | None = None,
+    ) -> None:
+        ino, major, minor = identity or (self._ino, 3, 1)
         fields = (
-            self._ino,
+            ino,
             mode,
             e.uid,
             e.gid,
             nlink,
             max(e.mtime, 0),
             size,
-            3,
-            1,
+            major,
+            minor,
             e.devmajor,
             e.devminor,
             len(name) + 1,
             0,
         )
         header = b"070701" + b"".join(b"%08X" % (f & 0xFFFFFFFF) for f in fields)
-        self._ino += 1
+        if identity is None:
+            self._ino += 1
         self._emit(header + name + b"\0" + _pad(110 + len(name) + 1))
+
+    def add_shared(
+        self, entry: Entry, data: Readable | None, identity: tuple[int, int, int]
+    ) -> None:
+        """Append a regular file that may be hard-linked from elsewhere in the initrd.
+
+        With ``data`` this is the first occurrence; without, a link to the earlier file
+        with the same ``identity`` (inode, device major, device minor).
+        """
+        name = entry.path.encode("utf-8", "surrogateescape")
+        mode = stat.S_IFREG | (entry.mode & 0o7777)
+        size = entry.size if data is not None else 0
+        self._header(name, mode, entry, size, 2, identity)
+        if data is not None:
+            _copy_exact(data, self._emit, size, entry.path)
+            self._emit(_pad(size))
 
     def add(self, entry: Entry, data: Readable | None) -> None:
         """Append one entry; a regular file's data is streamed from ``data``."""
@@ -94,6 +125,22 @@ class CpioWriter:
         trailer = Entry("TRAILER!!!", Kind.FILE, 0, mtime=0)
         self._header(b"TRAILER!!!", 0, trailer, 0, 1)
         self._emit(b"\0" * (-self.written % 512))
+
+
+def trailer() -> bytes:
+    """The end of an initrd's archive: the trailer entry, padded to 512 bytes."""
+    buffer = bytearray()
+
+    class _Sink:
+        def write(self, data: bytes | bytearray | memoryview, /) -> int:
+            buffer.extend(data)
+            return len(data)
+
+        def close(self) -> None:
+            pass
+
+    CpioWriter(_Sink()).finish()
+    return bytes(buffer)
 
 
 def _copy_exact(data: Readable, emit: object, size: int, path: str) -> None:

@@ -46,13 +46,14 @@ def _staged(final: Path, cleanup: contextlib.ExitStack) -> Any:
 
 
 def initrd_parts(session: Any) -> tuple[list[Path], Path, Path | None]:
-    """The initrd's segment files (in order), the kernel and the microcode, encoded."""
+    """The initrd's pieces in order (segments, then the archive's trailer), the kernel and
+    the microcode, encoded."""
     encoding = _COMPRESSION_ENCODING[session.options.compression]
     parts = session.encoded(encoding)
     kernel = next((p.kernel for p in parts if p.kernel), None)
     ucode = next((p.ucode for p in parts if p.ucode), None)
     assert kernel is not None, "a kernel build always has a kernel segment"
-    return [p.data for p in parts], kernel, ucode
+    return [*(p.data for p in parts), session.cache.trailer(encoding)], kernel, ucode
 
 
 def _write_initrd(parts: Sequence[Path], ucode: Path | None, out: IO[bytes]) -> None:

@@ -2,9 +2,17 @@
 
 An encoded segment is a data file plus a small JSON record of what it holds (every
 regular file's hashes for the SBOM, its symlinks for the cross-segment safety check, an
-Alpine package database for the init union) and, for the kernel segment of an initrd,
-the captured kernel and microcode. All of it lives in ``SEGMENTS/<key>.*`` files written
-with temp file + rename, so concurrent builds sharing a cache never see half a file.
+Alpine package database for the init union, its shareable files) and, for the kernel
+segment of an initrd, the captured kernel and microcode. All of it lives in
+``SEGMENTS/<key>.*`` files written with temp file + rename, so concurrent builds sharing a
+cache never see half a file.
+
+Identical files are stored once per output: a regular file of at least 16 KiB whose
+content, mode and owner match a file already written (in this segment or an earlier one)
+becomes a hard link to it. Segments are therefore encoded in output order, each knowing
+what the earlier ones hold (:class:`Links`); the compression of each segment still runs
+on every CPU. Which links a segment made is part of its cache key (a *variant* of the
+segment), so cached segments stay correct whatever precedes them.
 """
 
 from __future__ import annotations
@@ -18,22 +26,24 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO
 
 from cairn import compress, log
-from cairn.assemble.entry import Kind, Readable
+from cairn.assemble.entry import Entry, Kind, Readable, parents
 from cairn.assemble.plan import Segment
 from cairn.assemble.sbom import FileRecord
-from cairn.formats.cpio import CpioWriter
+from cairn.errors import CairnError
+from cairn.formats.cpio import CpioWriter, trailer
 from cairn.formats.tarball import TarWriter
 
 # Encodings: the initrd's cpio under each compression, and plain tar for tar outputs.
 ENCODINGS = {"cpio.gz": "gzip", "cpio.zst": "zstd", "cpio": "none", "tar": "none"}
 APK_DB = "lib/apk/db/installed"
+SHARE_MIN = 16 << 10  # smaller files are not worth a hard-link table entry at boot
 _COPY = 1 << 20
+_SPOOL_MAX = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -44,10 +54,63 @@ class Encoded:
     data: Path
     files: tuple[FileRecord, ...]
     symlinks: tuple[str, ...]
+    shared: tuple[tuple[str, str], ...] = ()  # (link id, path) of its shareable files
     apk_db: bytes | None = None
     kernel: Path | None = None
     ucode: Path | None = None
     cached: bool = False
+
+
+@dataclass
+class Links:
+    """What the segments written so far hold: shareable files and symlinks."""
+
+    first: dict[str, str] = field(default_factory=dict)  # link id -> first path
+    members: set[str] = field(default_factory=set)  # every path of a link group
+    symlinks: dict[str, str] = field(default_factory=dict)  # path -> segment that made it
+
+    def plan(self, shared: Iterable[tuple[str, str]], files: Iterable[str]) -> list[list[str]]:
+        """The links a segment holding ``shared`` files (and writing ``files``) will make.
+
+        ``["link", id, path]`` for a file stored as a link to an earlier one; ``["break",
+        path]`` for a path that overwrites a member of a link group (see _break).
+        """
+        plan = [["link", i, self.first[i]] for i, _ in shared if i in self.first]
+        plan += [["break", path] for path in files if path in self.members]
+        return plan
+
+    def add(self, encoded: Encoded) -> None:
+        for link_id, path in encoded.shared:
+            self.first.setdefault(link_id, path)
+            self.members.add(path)
+        label = f"{encoded.segment.location} ({encoded.segment.source})"
+        for path in encoded.symlinks:
+            self.symlinks.setdefault(path, label)
+
+    def check_prefix(self, segment: Segment) -> None:
+        """A bundle or volume must not be unpacked through a symlink an earlier segment made
+        (e.g. an init image turning `containers` into a link to `/etc`)."""
+        if not segment.prefix:
+            return
+        for ancestor in [*parents(segment.prefix), segment.prefix]:
+            if ancestor in self.symlinks:
+                raise CairnError(
+                    f"{self.symlinks[ancestor]} makes {ancestor!r} a symlink, so "
+                    f"{segment.location} ({segment.source}) would be written outside its "
+                    "tree; refusing the build"
+                )
+
+
+def link_id(entry: Entry, sha256: str) -> str:
+    """Files with the same id are interchangeable: same content, mode and owner."""
+    text = f"{entry.mode:o}:{entry.uid}:{entry.gid}:{sha256}"
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _identity(link: str) -> tuple[int, int, int]:
+    # 96 bits of the id as (inode, device major, device minor): what the kernel compares
+    # (with the mode) to find the earlier name of a hard link.
+    return int(link[0:8], 16), int(link[8:16], 16) | 0x80000000, int(link[16:24], 16)
 
 
 class _Hashing:
@@ -68,6 +131,16 @@ class _Hashing:
         return chunk
 
 
+def _spool(data: _Hashing, size: int) -> IO[bytes]:
+    """Read a whole file (hashing it) so it can be written after deciding how."""
+    spool: IO[bytes] = (
+        io.BytesIO() if size <= _SPOOL_MAX else tempfile.TemporaryFile()  # noqa: SIM115
+    )
+    _copy(data, spool.write, size)
+    spool.seek(0)
+    return spool
+
+
 class SegmentCache:
     """Encodes segments, reusing earlier results with the same key from ``root``."""
 
@@ -79,29 +152,46 @@ class SegmentCache:
     def _path(self, key: str, suffix: str) -> Path:
         return self.root / f"{key}.{suffix}"
 
-    def encode_all(self, segments: Sequence[Segment], encoding: str) -> list[Encoded]:
-        """Encode every segment (in parallel), in the given order."""
-        with ThreadPoolExecutor(max_workers=compress.workers(), thread_name_prefix="segment") as ex:
-            return list(ex.map(lambda s: self.encode(s, encoding), segments))
+    def encode_all(self, segments: Sequence[Segment], encoding: str, links: Links) -> list[Encoded]:
+        """Encode ``segments`` in order after what ``links`` already holds (updated)."""
+        out = []
+        for segment in segments:
+            links.check_prefix(segment)
+            encoded = self.encode(segment, encoding, links)
+            links.add(encoded)
+            out.append(encoded)
+        return out
 
-    def encode(self, segment: Segment, encoding: str) -> Encoded:
+    def encode(self, segment: Segment, encoding: str, links: Links) -> Encoded:
         """The encoded segment, from the cache when possible."""
         if self.reuse:
-            found = self._load(segment, encoding)
+            found = self._load(segment, encoding, links)
             if found is not None:
                 return found
-        # Segments are encoded on several threads at once: plain lines, no nested steps.
         log.info(
             "Encoding %s%s", segment.location, f" ({segment.source})" if segment.source else ""
         )
-        return self._encode(segment, encoding)
+        return self._encode(segment, encoding, links)
 
-    def _load(self, segment: Segment, encoding: str) -> Encoded | None:
-        data = self._path(segment.key, encoding)
+    @staticmethod
+    def _variant(plan: list[list[str]]) -> str:
+        if not plan:
+            return "base"
+        return hashlib.sha256(json.dumps(plan).encode()).hexdigest()[:20]
+
+    def _load(self, segment: Segment, encoding: str, links: Links) -> Encoded | None:
         meta_path = self._path(segment.key, "meta.json")
-        if not (data.exists() and meta_path.exists()):
+        if not meta_path.exists():
             return None
-        meta = json.loads(meta_path.read_text())
+        try:
+            meta = json.loads(meta_path.read_text())
+            shared = tuple((i, p) for i, p in meta["shared"])
+        except (ValueError, KeyError, TypeError):
+            return None  # unreadable or from another version: encode again
+        plan = links.plan(shared, (f[0] for f in meta["files"]))
+        data = self._path(segment.key, f"{self._variant(plan)}.{encoding}")
+        if not data.exists():
+            return None
         kernel = ucode = None
         if encoding != "tar" and segment.kernel:
             kernel = self._path(segment.key, "kernel")
@@ -116,35 +206,36 @@ class SegmentCache:
             data,
             tuple(FileRecord(*f) for f in meta["files"]),
             tuple(meta["symlinks"]),
+            shared,
             base64.b64decode(meta["apk_db"]) if meta.get("apk_db") else None,
             kernel,
             ucode,
             cached=True,
         )
 
-    def _encode(self, segment: Segment, encoding: str) -> Encoded:
-        method = ENCODINGS[encoding]
+    def _encode(self, segment: Segment, encoding: str, links: Links) -> Encoded:
+        tar = encoding == "tar"
         files: list[FileRecord] = []
         symlinks: list[str] = []
+        shared: list[tuple[str, str]] = []
+        first: dict[str, str] = {}  # link id -> first path, within this segment
         apk_db: bytes | None = None
         captured: dict[str, Path] = {}
         with tempfile.TemporaryDirectory(dir=self.root, prefix=".tmp-") as tmp:
             out_path = Path(tmp, "data")
             with out_path.open("wb") as out:
-                sink = compress.writer(method, out)
-                archive: CpioWriter | TarWriter = (
-                    TarWriter(sink) if encoding == "tar" else CpioWriter(sink)
-                )
+                sink = compress.writer(ENCODINGS[encoding], out)
+                archive: CpioWriter | TarWriter = TarWriter(sink) if tar else CpioWriter(sink)
                 for entry, data in segment.produce():
                     if entry.kind is Kind.SYMLINK:
                         symlinks.append(entry.path)
                     if entry.kind is not Kind.FILE:
-                        if encoding == "tar" or not _initrd_drops(entry.path):
+                        if tar or not _initrd_drops(entry.path):
                             archive.add(entry, None)
                         continue
                     assert data is not None
                     hashing = _Hashing(data, keep=entry.path == APK_DB)
-                    if encoding != "tar" and _initrd_drops(entry.path):
+                    if not tar and _initrd_drops(entry.path):
                         name = entry.path.removeprefix("boot/")
                         if name in ("kernel", "ucode.cpio"):
                             captured[name] = Path(tmp, name)
@@ -153,7 +244,17 @@ class SegmentCache:
                         else:
                             _copy(hashing, lambda _: None, entry.size)
                     else:
-                        archive.add(entry, hashing)
+                        if not tar and entry.path in links.members:
+                            _break(archive, entry)
+                        if entry.size >= SHARE_MIN:
+                            spool = _spool(hashing, entry.size)
+                            link = link_id(entry, hashing.sha256.hexdigest())
+                            shared.append((link, entry.path))
+                            target = links.first.get(link) or first.get(link)
+                            first.setdefault(link, entry.path)
+                            _write_shared(archive, entry, spool, link, target)
+                        else:
+                            archive.add(entry, hashing)
                     files.append(
                         FileRecord(
                             entry.path,
@@ -165,22 +266,31 @@ class SegmentCache:
                     )
                     if hashing.kept is not None:
                         apk_db = bytes(hashing.kept)
-                if encoding != "tar":
-                    archive.finish()
                 sink.close()
             meta = {
                 "files": [[f.path, f.size, f.sha1, f.sha256, f.source] for f in files],
                 "symlinks": symlinks,
+                "shared": shared,
                 "apk_db": base64.b64encode(apk_db).decode() if apk_db else None,
             }
             Path(tmp, "meta.json").write_text(json.dumps(meta))
             for name, path in captured.items():
                 path.replace(self._path(segment.key, name))
             Path(tmp, "meta.json").replace(self._path(segment.key, "meta.json"))
-            out_path.replace(self._path(segment.key, encoding))
-        found = self._load(segment, encoding)
-        assert found is not None
-        return Encoded(**{**found.__dict__, "cached": False})
+            plan = links.plan(shared, (f.path for f in files))
+            out_path.replace(self._path(segment.key, f"{self._variant(plan)}.{encoding}"))
+        found = self._load(segment, encoding, links)
+        assert found is not None, "an encoded segment must load back from the cache"
+        return replace(found, cached=False)
+
+    def trailer(self, encoding: str) -> Path:
+        """The end of an initrd made of ``encoding`` segments: its compressed trailer."""
+        path = self._path("trailer", encoding)
+        if not path.exists():
+            with tempfile.NamedTemporaryFile(dir=self.root, prefix=".tmp-", delete=False) as f:
+                f.write(compress.compress_bytes(ENCODINGS[encoding], trailer()))
+            Path(f.name).replace(path)
+        return path
 
     def prune(self, keep_bytes: int) -> int:
         """Drop the least recently used segments beyond ``keep_bytes``; returns bytes freed."""
@@ -201,6 +311,27 @@ class SegmentCache:
                 path.unlink(missing_ok=True)
             freed += size
         return freed
+
+
+def _write_shared(
+    archive: CpioWriter | TarWriter, entry: Entry, data: IO[bytes], link: str, target: str | None
+) -> None:
+    with data:
+        if isinstance(archive, TarWriter):
+            if target is None:
+                archive.add(entry, data)
+            else:
+                archive.add(replace(entry, kind=Kind.HARDLINK, size=0, link=target), None)
+        else:
+            archive.add_shared(entry, data if target is None else None, _identity(link))
+
+
+def _break(archive: CpioWriter | TarWriter, entry: Entry) -> None:
+    # The kernel writes a regular file over an existing one in place, which would change
+    # every name of a hard-linked file. An entry of another type first makes it unlink
+    # the old name, so only this path changes. (tar extraction unlinks by itself.)
+    if isinstance(archive, CpioWriter):
+        archive.add(Entry(entry.path, Kind.SYMLINK, 0o777, link=".", mtime=entry.mtime), None)
 
 
 def _initrd_drops(path: str) -> bool:
