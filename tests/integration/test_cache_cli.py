@@ -12,11 +12,11 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from tests.fixtures.images import File, Symlink, make_image
-from tests.fixtures.registry import Registry
 
 from cairn.cli import main
 from cairn.oci.store import Store
+from tests.fixtures.images import File, Symlink, make_image
+from tests.fixtures.registry import Registry
 
 
 def cairn(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

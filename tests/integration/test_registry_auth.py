@@ -10,14 +10,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from tests.fixtures.images import make_image
-from tests.fixtures.registry import PASSWORD, REFRESH_TOKEN, USER, Registry
 
 from cairn.oci.auth import AuthFailed, Keychain, parse_challenges, registry_key
 from cairn.oci.push import push
 from cairn.oci.registry import RegistryOptions
 from cairn.oci.resolve import resolve
 from cairn.oci.store import Store
+from tests.fixtures.images import make_image
+from tests.fixtures.registry import PASSWORD, REFRESH_TOKEN, USER, Registry
 
 Login = Callable[..., Path]
 

@@ -10,12 +10,12 @@ import hashlib
 import os
 
 import pytest
-from tests.fixtures.images import TestImage, make_image
-from tests.fixtures.registry import FaultProxy
 
 from cairn.oci.registry import RegistryError, RegistryOptions
 from cairn.oci.resolve import resolve
 from cairn.oci.store import DigestMismatch, Store
+from tests.fixtures.images import TestImage, make_image
+from tests.fixtures.registry import FaultProxy
 
 FAST = RegistryOptions(backoff=0.01, retries=3)
 

@@ -8,14 +8,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tests.fixtures.images import File, Symlink, make_image, make_index
-from tests.fixtures.registry import FaultProxy, Registry, free_port
 
 from cairn.errors import CairnError
 from cairn.oci import mediatypes as mt
 from cairn.oci.registry import NotFound, RegistryError, RegistryOptions
 from cairn.oci.resolve import resolve
 from cairn.oci.store import NotCached, Store
+from tests.fixtures.images import File, Symlink, make_image, make_index
+from tests.fixtures.registry import FaultProxy, Registry, free_port
 
 FAST = RegistryOptions(backoff=0.01)
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from tests.fixtures.images import make_image, make_index
-from tests.fixtures.registry import FaultProxy, Registry
 
 from cairn.oci.push import push
 from cairn.oci.registry import RegistryOptions
 from cairn.oci.resolve import resolve
 from cairn.oci.store import NotCached, Store
+from tests.fixtures.images import make_image, make_index
+from tests.fixtures.registry import FaultProxy, Registry
 
 OPTIONS = RegistryOptions()
 

@@ -9,12 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.fixtures import debrepo
-from tests.fixtures.debrepo import DebRepo, FakePackage
 
 from cairn.assemble.entry import Entry, Kind
 from cairn.errors import CairnError
 from cairn.pkg import debian
+from tests.fixtures import debrepo
+from tests.fixtures.debrepo import DebRepo, FakePackage
 
 _TYPE = {"-": Kind.FILE, "d": Kind.DIR, "l": Kind.SYMLINK, "h": Kind.HARDLINK}
 

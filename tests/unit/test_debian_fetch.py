@@ -6,11 +6,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.fixtures import debrepo
-from tests.fixtures.debrepo import Mirror
 
 from cairn.errors import CairnError
 from cairn.pkg import debian
+from tests.fixtures import debrepo
+from tests.fixtures.debrepo import Mirror
 
 
 @pytest.fixture

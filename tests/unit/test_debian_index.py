@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.fixtures import debrepo
-from tests.fixtures.debrepo import Mirror
 
 from cairn.errors import CairnError
 from cairn.pkg import debian
 from cairn.pkg.debian import deb822
 from cairn.pkg.debian.index import FIELDS, parse_packages
+from tests.fixtures import debrepo
+from tests.fixtures.debrepo import Mirror
 
 
 @pytest.fixture

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.fixtures import debrepo
-from tests.fixtures.debrepo import Mirror
 
 from cairn.errors import CairnError
 from cairn.pkg.debian import release
+from tests.fixtures import debrepo
+from tests.fixtures.debrepo import Mirror
 
 
 @pytest.fixture

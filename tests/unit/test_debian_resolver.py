@@ -7,12 +7,12 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from tests.fixtures import debrepo
-from tests.fixtures.debrepo import Mirror
 
 from cairn.errors import CairnError
 from cairn.pkg import debian
 from cairn.pkg.debian.relation import Relation, parse_depends, parse_provides
+from tests.fixtures import debrepo
+from tests.fixtures.debrepo import Mirror
 
 
 @pytest.fixture(scope="module")
