@@ -8,7 +8,6 @@ import multiprocessing
 from pathlib import Path
 
 import pytest
-from tests.fixtures.images import WHITEOUT, make_image, make_index
 
 from cairn.errors import CairnError
 from cairn.oci import mediatypes as mt
@@ -21,6 +20,7 @@ from cairn.oci.store import (
     digest_of,
 )
 from cairn.oci.verify import verify
+from tests.fixtures.images import WHITEOUT, make_image, make_index
 
 
 def _leftovers(store: Store) -> list[Path]:

@@ -9,6 +9,9 @@ import tarfile
 
 import pytest
 import zstandard
+
+from cairn.oci import mediatypes as mt
+from cairn.oci.store import Store
 from tests.fixtures.images import (
     OPAQUE,
     WHITEOUT,
@@ -21,9 +24,6 @@ from tests.fixtures.images import (
     make_index,
     tar_bytes,
 )
-
-from cairn.oci import mediatypes as mt
-from cairn.oci.store import Store
 
 
 def _members(data: bytes) -> list[tarfile.TarInfo]:
