@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cairn.errors import CairnError
-from cairn.oci.registry import RegistryOptions
+from cairn.oci.options import RegistryOptions
 from cairn.oci.resolve import resolve
 from cairn.oci.store import Store
 from cairn.pkg.build import Options, build

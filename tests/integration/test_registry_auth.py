@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from cairn.oci.auth import AuthFailed, Keychain, parse_challenges, registry_key
+from cairn.oci.options import RegistryOptions
 from cairn.oci.push import push
-from cairn.oci.registry import RegistryOptions
 from cairn.oci.resolve import resolve
 from cairn.oci.store import Store
 from tests.fixtures.images import make_image

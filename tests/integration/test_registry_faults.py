@@ -11,7 +11,8 @@ import os
 
 import pytest
 
-from cairn.oci.registry import RegistryError, RegistryOptions
+from cairn.oci.options import RegistryOptions
+from cairn.oci.registry import RegistryError
 from cairn.oci.resolve import resolve
 from cairn.oci.store import DigestMismatch, Store
 from tests.fixtures.images import TestImage, make_image

@@ -11,7 +11,8 @@ import pytest
 
 from cairn.errors import CairnError
 from cairn.oci import mediatypes as mt
-from cairn.oci.registry import NotFound, RegistryError, RegistryOptions
+from cairn.oci.options import RegistryOptions
+from cairn.oci.registry import NotFound, RegistryError
 from cairn.oci.resolve import resolve
 from cairn.oci.store import NotCached, Store
 from tests.fixtures.images import File, Symlink, make_image, make_index

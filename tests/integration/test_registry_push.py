@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from cairn.oci.options import RegistryOptions
 from cairn.oci.push import push
-from cairn.oci.registry import RegistryOptions
 from cairn.oci.resolve import resolve
 from cairn.oci.store import NotCached, Store
 from tests.fixtures.images import make_image, make_index

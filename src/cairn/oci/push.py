@@ -13,8 +13,9 @@ from cairn import log
 from cairn.errors import CairnError
 from cairn.oci import mediatypes as mt
 from cairn.oci import reference
+from cairn.oci.options import RegistryOptions
 from cairn.oci.reference import Reference
-from cairn.oci.registry import Client, Endpoint, RegistryOptions
+from cairn.oci.registry import Client, Endpoint
 from cairn.oci.store import Descriptor, NotCached, Store, canonical
 
 

@@ -14,15 +14,17 @@ import json
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cairn import log
 from cairn.errors import CairnError
 from cairn.oci import mediatypes as mt
 from cairn.oci import reference
-from cairn.oci.push import push
+from cairn.oci.options import RegistryOptions, mirror_options, parse_mirror
 from cairn.oci.reference import Reference
-from cairn.oci.registry import Client, Endpoint, RegistryOptions, mirror_options, parse_mirror
+
+if TYPE_CHECKING:
+    from cairn.oci.registry import Endpoint
 from cairn.oci.store import (
     Descriptor,
     DigestMismatch,
@@ -34,14 +36,7 @@ from cairn.oci.store import (
     parse_platform,
 )
 
-__all__ = [
-    "RegistryOptions",
-    "mirror_options",
-    "parse_mirror",
-    "pull_image",
-    "push",
-    "resolve",
-]
+__all__ = ["RegistryOptions", "mirror_options", "parse_mirror", "pull_image", "resolve"]
 
 
 def resolve(
@@ -124,6 +119,8 @@ class _Puller:
         self.store = store
         self.platform = platform
         self.progress = progress
+        from cairn.oci.registry import Client  # the HTTP stack, only when pulling
+
         self.client = Client(options)
         self.blobs = ThreadPoolExecutor(max(1, options.parallel), thread_name_prefix="blob")
         self._inflight: dict[str, Future[None]] = {}
