@@ -14,7 +14,6 @@ from __future__ import annotations
 import io
 import os
 import struct
-import zlib
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -60,6 +59,12 @@ def _deflate_block(block: bytes, primer: bytes, level: int, final: bool) -> byte
     return c.compress(block) + c.flush(zlib_ng.Z_FINISH if final else zlib_ng.Z_SYNC_FLUSH)
 
 
+def _crc32(data: bytes, value: int) -> int:
+    from zlib_ng import zlib_ng
+
+    return int(zlib_ng.crc32(data, value))
+
+
 class GzipWriter:
     """A parallel, deterministic gzip stream (one member) written to ``out``."""
 
@@ -83,7 +88,7 @@ class GzipWriter:
         return len(data)
 
     def _submit(self, block: bytes, *, final: bool) -> None:
-        self._crc = zlib.crc32(block, self._crc)
+        self._crc = _crc32(block, self._crc)
         self._size += len(block)
         self._pending.append(pool().submit(_deflate_block, block, self._primer, self._level, final))
         self._primer = block[-_WINDOW:]
