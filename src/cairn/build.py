@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import TYPE_CHECKING, Any
 
 from cairn import log
 from cairn.assemble import plan as planning
@@ -30,6 +30,9 @@ from cairn.formats import outputs
 from cairn.formats.segments import Encoded, Links, SegmentCache
 from cairn.oci.resolve import RegistryOptions
 from cairn.oci.store import Image, Store
+
+if TYPE_CHECKING:
+    from cairn.formats import media
 
 DEFAULT_FORMAT = "kernel+initrd"
 SEGMENT_CACHE_BYTES = 4 << 30
@@ -116,7 +119,7 @@ def build(options: BuildOptions) -> list[Path]:
             pull=options.pull,
             options=options.registry,
         )
-    session = _Session(config, images, store, epoch, options)
+    session = Session(config, images, store, epoch, options)
     name = output_name(options)
     with contextlib.ExitStack() as cleanup:
         staged: list[tuple[Path, Path]] = []
@@ -135,8 +138,9 @@ def _default_cache() -> Path:
     return default_cache_dir()
 
 
-class _Session:
-    """One build's resolved state, shared by the format writers."""
+class Session:
+    """One build's resolved state, shared by the format writers: the configuration, the
+    resolved images, the planned segments and, on demand, their encodings."""
 
     def __init__(
         self,
@@ -158,7 +162,7 @@ class _Session:
         self._volumes = {v.name: v for v in config.volumes}
         self._encoded: dict[str, list[Encoded]] = {}
         self._sbom: bytes | None = None
-        self._workspace: Any = None
+        self._workspace: media.Workspace | None = None
         self.name = output_name(options)
         with log.step("Planning segments"):
             self.segments = planning.plan(
@@ -174,6 +178,11 @@ class _Session:
                     oci_volume=self._oci_volume,
                 ),
             )
+
+    @property
+    def cmdline(self) -> str:
+        """The kernel command line ("" without a kernel section)."""
+        return self.config.kernel.cmdline if self.config.kernel else ""
 
     def _metadata(self, kind: str) -> bytes:
         from cairn.config.dump import dump_json, dump_yaml
@@ -235,10 +244,9 @@ class _Session:
             self._encoded[encoding] = parts
         return self._encoded[encoding]
 
-    def media_workspace(self, cleanup: contextlib.ExitStack) -> Any:
+    def media_workspace(self, cleanup: contextlib.ExitStack) -> media.Workspace:
         """The boot-media workspace (formats/media.py), made once per build."""
         if self._workspace is None:
-            from cairn.formats import media
             from cairn.formats.bootfiles import BootFiles, Signing
             from cairn.formats.outputs import initrd_parts
             from cairn.formats.segments import concatenate
@@ -249,10 +257,7 @@ class _Session:
             initrd = scratch / "initrd.img"
             with initrd.open("wb") as f:
                 concatenate(parts, f)
-            assert self.config.kernel is not None
-            boot = BootFiles(
-                kernel, initrd, self.config.kernel.cmdline, self.name, ucode, self.epoch
-            )
+            boot = BootFiles(kernel, initrd, self.cmdline, self.name, ucode, self.epoch)
             key, cert = self.options.extra.get("sign_key"), self.options.extra.get("sign_cert")
             self._workspace = media.Workspace(
                 boot,
@@ -326,15 +331,3 @@ def _static_segment(location: str, items: list[Item]) -> planning.Segment:
             yield entry, (io.BytesIO(body) if entry.kind is Kind.FILE else None)
 
     return planning.Segment(location, key, produce)
-
-
-@contextlib.contextmanager
-def staged_file(final: Path, cleanup: contextlib.ExitStack) -> Iterator[tuple[IO[bytes], Path]]:
-    """A temp file beside ``final``, deleted unless the build renames it into place."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.")
-    tmp = Path(name)
-    cleanup.callback(lambda: tmp.unlink(missing_ok=True))
-    with os.fdopen(fd, "wb") as f:
-        yield f, tmp
-    tmp.chmod(0o644)

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import sys
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 
 from cairn.assemble.entry import Entry, Kind
 from cairn.compress import PlainWriter
@@ -22,10 +24,10 @@ from cairn.formats.segments import concatenate
 from cairn.formats.tarball import TarWriter
 
 if TYPE_CHECKING:
-    from cairn.build import BuildOptions
+    from cairn.build import BuildOptions, Session
 
 Staged = list[tuple[Path, Path]]
-Writer = Callable[[Any, str, "BuildOptions", contextlib.ExitStack], Staged]
+Writer = Callable[["Session", str, "BuildOptions", contextlib.ExitStack], Staged]
 
 _COMPRESSION_ENCODING = {"gzip": "cpio.gz", "zstd": "cpio.zst", "none": "cpio"}
 DOCKERFILE = b'FROM scratch\nCOPY . ./\nENTRYPOINT ["/bin/rc.init"]\n'
@@ -39,13 +41,19 @@ class Format:
     streamable: bool = False
 
 
-def _staged(final: Path, cleanup: contextlib.ExitStack) -> Any:
-    from cairn.build import staged_file
+@contextlib.contextmanager
+def _staged(final: Path, cleanup: contextlib.ExitStack) -> Iterator[tuple[IO[bytes], Path]]:
+    """A temp file beside ``final``, deleted unless the build renames it into place."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.")
+    tmp = Path(name)
+    cleanup.callback(lambda: tmp.unlink(missing_ok=True))
+    with os.fdopen(fd, "wb") as f:
+        yield f, tmp
+    tmp.chmod(0o644)
 
-    return staged_file(final, cleanup)
 
-
-def initrd_parts(session: Any) -> tuple[list[Path], Path, Path | None]:
+def initrd_parts(session: Session) -> tuple[list[Path], Path, Path | None]:
     """The initrd's pieces in order (segments, then the archive's trailer), the kernel and
     the microcode, encoded."""
     encoding = _COMPRESSION_ENCODING[session.options.compression]
@@ -62,7 +70,7 @@ def _write_initrd(parts: Sequence[Path], ucode: Path | None, out: IO[bytes]) -> 
 
 
 def _kernel_initrd(
-    session: Any, name: str, options: BuildOptions, cleanup: contextlib.ExitStack
+    session: Session, name: str, options: BuildOptions, cleanup: contextlib.ExitStack
 ) -> Staged:
     parts, kernel, ucode = initrd_parts(session)
     base = options.directory / name
@@ -73,7 +81,7 @@ def _kernel_initrd(
     with _staged(Path(f"{base}-initrd.img"), cleanup) as (f, tmp):
         _write_initrd(parts, ucode, f)
     staged.append((tmp, Path(f"{base}-initrd.img")))
-    cmdline = session.config.kernel.cmdline
+    cmdline = session.cmdline
     if cmdline:
         with _staged(Path(f"{base}-cmdline"), cleanup) as (f, tmp):
             f.write(cmdline.encode())
@@ -82,11 +90,11 @@ def _kernel_initrd(
 
 
 def _tar_kernel_initrd(
-    session: Any, name: str, options: BuildOptions, cleanup: contextlib.ExitStack
+    session: Session, name: str, options: BuildOptions, cleanup: contextlib.ExitStack
 ) -> Staged:
     parts, kernel, ucode = initrd_parts(session)
     final = options.directory / f"{name}-initrd.tar"
-    cmdline = session.config.kernel.cmdline.encode()
+    cmdline = session.cmdline.encode()
     members: list[tuple[str, list[Path | bytes]]] = [
         ("kernel", [kernel]),
         ("initrd.img", [*([ucode] if ucode else []), *parts]),
@@ -127,7 +135,7 @@ class _Concat:
 
 def _tar_like(dockerfile: bool) -> Writer:
     def write(
-        session: Any, name: str, options: BuildOptions, cleanup: contextlib.ExitStack
+        session: Session, name: str, options: BuildOptions, cleanup: contextlib.ExitStack
     ) -> Staged:
         parts = session.encoded("tar")
         suffix = "docker" if dockerfile else "tar"
@@ -169,7 +177,7 @@ FORMATS: dict[str, Format] = {
 
 def _media(name: str) -> Writer:
     def write(
-        session: Any, _name: str, options: BuildOptions, cleanup: contextlib.ExitStack
+        session: Session, _name: str, options: BuildOptions, cleanup: contextlib.ExitStack
     ) -> Staged:
         staged: Staged = session.media_workspace(cleanup).write(name)
         return staged
@@ -204,7 +212,7 @@ def needs_kernel(name: str) -> bool:
 
 
 def write(
-    fmt: str, session: Any, name: str, options: BuildOptions, cleanup: contextlib.ExitStack
+    fmt: str, session: Session, name: str, options: BuildOptions, cleanup: contextlib.ExitStack
 ) -> Staged:
     """Write one format; returns its staged files."""
     return FORMATS[fmt].write(session, name, options, cleanup)
