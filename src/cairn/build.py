@@ -247,6 +247,7 @@ class Session:
     def media_workspace(self, cleanup: contextlib.ExitStack) -> media.Workspace:
         """The boot-media workspace (formats/media.py), made once per build."""
         if self._workspace is None:
+            from cairn.formats import media
             from cairn.formats.bootfiles import BootFiles, Signing
             from cairn.formats.outputs import initrd_parts
             from cairn.formats.segments import concatenate
