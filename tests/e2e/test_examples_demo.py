@@ -1,0 +1,55 @@
+"""`make demo` (scripts/demo.py), the README's first command: it builds the packages and
+examples/sshd.yml with a key of its own, boots it, lists the containers over ssh and
+powers it off, saying what it does and how long each step took. One boot."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures import machines
+from tests.fixtures.machines import DEBIAN_CACHE, ROOT
+
+DEMO = ROOT / "scripts" / "demo.py"
+
+
+def demo(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, DEMO, *map(str, args)], cwd=ROOT, capture_output=True, text=True,
+        timeout=540, stdin=subprocess.DEVNULL, env=env,
+    )  # fmt: skip
+
+
+@pytest.mark.qemu
+@pytest.mark.network
+@pytest.mark.timeout(600)
+def test_the_demo_logs_in_lists_the_containers_and_powers_off(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    cache = machines.default_packages(tmp_path_factory)
+    work = tmp_path_factory.mktemp("demo")
+    result = demo("--work", work, "--cache", cache, "--debian-cache", DEBIAN_CACHE)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    # Every step shows the command it runs, as the user would type it.
+    assert "$ cairn pkg build --cache" in out
+    assert f"$ HOME={work}/home cairn build --cache {cache} --dir {work} examples/sshd.yml" in out
+    assert "$ cairn run qemu --detached --publish 127.0.0.1:" in out
+    # `runc list`, run over ssh: the three services, running.
+    running = re.findall(r"^(\S+) +\d+ +running +/", out, re.M)
+    assert sorted(running) == ["dhcpcd", "rngd", "sshd"]
+    assert f"{work}/sshd-state: stopped" in out
+    assert "Timings:" in out and "boot to ssh" in out
+    # Its key is its own, made in the work directory.
+    assert (work / "home" / ".ssh" / "id_ed25519.pub").read_text().endswith(" cairn-demo\n")
+
+
+def test_the_demo_says_what_is_missing_and_fails(tmp_path: Path) -> None:
+    result = demo("--work", tmp_path, env={**os.environ, "PATH": str(tmp_path)})
+    assert result.returncode == 1
+    assert "missing qemu-system-x86_64, ssh, ssh-keygen: run `make deps`" in result.stderr
