@@ -30,8 +30,8 @@ test-fast: venv
 	$(BIN)/pytest -m "not qemu and not network"
 
 lint: venv
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
 	$(BIN)/mypy
 
 bench: deps venv assets
