@@ -112,6 +112,27 @@ def test_signing_signs_the_uki_and_the_boot_loader(tmp_path: Path, boot: BootFil
                    capture_output=True)  # fmt: skip
 
 
+def test_the_uki_assembled_in_the_esp_is_the_uki_output(tmp_path: Path, boot: BootFiles) -> None:
+    out = tmp_path / "out"
+    media.write_media(["raw-efi", "uki"], boot, out)
+    extracted = tmp_path / "in-esp.efi"
+    disk = out / "unit-efi.img"
+    subprocess.run(["mcopy", "-i", f"{disk}@@{MIB}", "::/EFI/Linux/unit.efi", str(extracted)],
+                   check=True, env={**os.environ, "MTOOLS_SKIP_CHECK": "1"})  # fmt: skip
+    assert extracted.read_bytes() == (out / "unit.efi").read_bytes()
+
+
+def test_outputs_with_the_same_bytes_are_made_once_but_never_share_an_inode(
+    tmp_path: Path, boot: BootFiles
+) -> None:
+    out = tmp_path / "out"
+    media.write_media(["iso-efi", "iso-efi-initrd", "raw-bios", "aws"], boot, out, size=GIB)
+    for a, b in (("unit-efi.iso", "unit-efi-initrd.iso"), ("unit-bios.img", "unit.raw")):
+        assert (out / a).read_bytes() == (out / b).read_bytes()
+        assert (out / a).stat().st_ino != (out / b).stat().st_ino
+        assert (out / a).stat().st_nlink == (out / b).stat().st_nlink == 1
+
+
 def test_microcode_goes_first_in_the_initrd_boot_loaders_load(
     tmp_path: Path, boot: BootFiles
 ) -> None:

@@ -10,9 +10,12 @@ different ids.
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
 import struct
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,6 +72,23 @@ def boot_digest(boot: BootFiles) -> bytes:
     )
 
 
+class BackgroundDigest:
+    """:func:`boot_digest`, computed on another thread from the moment this is created.
+
+    hashlib releases the GIL while it hashes, so hashing the kernel and initrd overlaps
+    with copying them into an image; calling the object waits for the result. The ids
+    are written last, so by then there is little or nothing left to wait for.
+    """
+
+    def __init__(self, boot: BootFiles) -> None:
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cairn-digest")
+        self._future = pool.submit(boot_digest, boot)
+        pool.shutdown(wait=False)  # the one task still runs; the thread then ends
+
+    def __call__(self) -> bytes:
+        return self._future.result()
+
+
 def derive(seed: bytes, purpose: str, size: int = 16) -> bytes:
     """``size`` bytes that depend only on ``seed`` and what they are for."""
     return hashlib.sha256(seed + b"\0cairn\0" + purpose.encode()).digest()[:size]
@@ -116,3 +136,41 @@ def require_bzimage(kernel: Path, purpose: str) -> None:
 
 def align_up(value: int, alignment: int) -> int:
     return -(-value // alignment) * alignment
+
+
+# copy_file_range is refused across some filesystems and by some kernels; copy by hand then.
+_NO_COPY_RANGE = {errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL, errno.EBADF}
+
+
+def copy_into(src: Path, fd: int, offset: int, size: int) -> None:
+    """Copy the first ``size`` bytes of ``src`` to ``offset`` in the open file ``fd``.
+
+    The kernel copies (``copy_file_range``: no trip through Python, and a reflink where
+    the filesystem shares blocks), so writing a file into its place in an image costs
+    no more than ``cp``. A source shorter than ``size`` is an error: the caller laid the
+    image out for that size.
+    """
+    with src.open("rb", buffering=0) as f:
+        done = 0
+        try:
+            while done < size:
+                n = os.copy_file_range(f.fileno(), fd, size - done, done, offset + done)
+                if n == 0:
+                    break
+                done += n
+        except OSError as exc:
+            if exc.errno not in _NO_COPY_RANGE:
+                raise
+        while done < size and (chunk := os.pread(f.fileno(), min(_HASH_CHUNK, size - done), done)):
+            write_at(fd, chunk, offset + done)
+            done += len(chunk)
+    if done < size:
+        raise CairnError(f"{src} shrank while it was being copied ({done} of {size} bytes)")
+
+
+def write_at(fd: int, data: bytes | memoryview, offset: int) -> None:
+    """Write all of ``data`` at ``offset`` in ``fd`` (``pwrite`` may write less than asked)."""
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written

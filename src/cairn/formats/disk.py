@@ -1,16 +1,20 @@
 """Raw bootable disks: MBR + FAT + syslinux for BIOS, GPT + ESP for EFI.
 
-Both layouts put one FAT partition at 1 MiB. The partition table is written in Python
-(:mod:`cairn.formats.mbr`, :mod:`cairn.formats.gpt`), the filesystem in place with
-mkfs.vfat and mtools (:mod:`cairn.formats.fat`). The image file is sparse: unused space
-costs nothing on disk, and ``qemu-img`` skips it when converting. With no size the disk
-is as small as its files allow; with a size the partition fills the disk, so the same
-layout serves a minimal ``raw-bios`` and a 25 GiB ``dynamic-vhd``.
+Both layouts put one FAT partition at 1 MiB. The partition table and the filesystem are
+written in Python, in place (:mod:`cairn.formats.mbr`, :mod:`cairn.formats.gpt`,
+:mod:`cairn.formats.fat`); ``syslinux --install`` makes the BIOS one bootable. The image
+file is sparse: unused space costs nothing on disk, and ``qemu-img`` skips it when
+converting. With no size the disk is as small as its files allow; with a size the
+partition fills the disk, so the same layout serves a minimal ``raw-bios`` and a 25 GiB
+``dynamic-vhd``.
+
+Every identifier is derived from ``seed``, the content hash, which is only asked for once
+the data are written: the caller may still be computing it on another thread.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,13 +62,11 @@ def bios_disk(
     initrd: Path,
     cmdline: str,
     size: int | None,
-    seed: bytes,
+    seed: Callable[[], bytes],
     epoch: int,
-    workdir: Path,
 ) -> Disk:
     """An MBR disk whose active FAT partition boots syslinux into kernel + initrd."""
-    config = workdir / "syslinux.cfg"
-    config.write_bytes(fat.syslinux_config(cmdline, kernel="/kernel", initrd="/initrd.img"))
+    config = fat.syslinux_config(cmdline, kernel="/kernel", initrd="/initrd.img")
     files: list[fat.FatFile] = [
         ("kernel", kernel), ("initrd.img", initrd), ("syslinux.cfg", config),
     ]  # fmt: skip
@@ -74,9 +76,9 @@ def bios_disk(
     _create(path, total)
     fat.make_fat(
         path, files, offset=PARTITION_START, size=part_size, label="CAIRN",
-        volume_id=derive_u32(seed, "bios-fat-volume-id"), epoch=epoch,
+        volume_id=lambda: derive_u32(seed(), "bios-fat-volume-id"), epoch=epoch,
+        before_data=lambda: fat.install_syslinux(path, offset=PARTITION_START, epoch=epoch),
     )  # fmt: skip
-    fat.install_syslinux(path, offset=PARTITION_START, epoch=epoch)
     if not SYSLINUX_MBR.is_file():
         raise CairnError(
             f"{SYSLINUX_MBR} is missing", hint="install it with: apt-get install syslinux-common"
@@ -85,7 +87,7 @@ def bios_disk(
         PARTITION_START // SECTOR, part_size // SECTOR, fat.partition_type(part_size), True
     )
     with path.open("r+b") as f:
-        f.write(mbr([partition], disk_id=derive_u32(seed, "mbr-disk-id"),
+        f.write(mbr([partition], disk_id=derive_u32(seed(), "mbr-disk-id"),
                     boot_code=SYSLINUX_MBR.read_bytes()))  # fmt: skip
     return Disk(path, total, PARTITION_START, part_size)
 
@@ -95,7 +97,7 @@ def efi_disk(
     esp_files: Sequence[fat.FatFile],
     *,
     size: int | None,
-    seed: bytes,
+    seed: Callable[[], bytes],
     epoch: int,
 ) -> Disk:
     """A GPT disk with one EFI system partition holding ``esp_files``."""
@@ -109,11 +111,12 @@ def efi_disk(
     _create(path, total)
     fat.make_fat(
         path, esp_files, offset=PARTITION_START, size=part_size, label="ESP",
-        volume_id=derive_u32(seed, "esp-volume-id"), epoch=epoch,
+        volume_id=lambda: derive_u32(seed(), "esp-volume-id"), epoch=epoch,
     )  # fmt: skip
     esp = gpt.GptPartition(
-        first, last, gpt.ESP_TYPE, derive_uuid(seed, "esp-partition-guid"), "EFI System Partition"
-    )
+        first, last, gpt.ESP_TYPE, derive_uuid(seed(), "esp-partition-guid"),
+        "EFI System Partition",
+    )  # fmt: skip
     with path.open("r+b") as f:
-        gpt.write_gpt(f, sectors, [esp], disk_guid=derive_uuid(seed, "gpt-disk-guid"))
+        gpt.write_gpt(f, sectors, [esp], disk_guid=derive_uuid(seed(), "gpt-disk-guid"))
     return Disk(path, total, PARTITION_START, part_size)

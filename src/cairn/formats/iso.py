@@ -37,6 +37,12 @@ def _dates(epoch: int) -> list[str]:
     return [f"--modification-date={stamp}"]
 
 
+# xorriso forces its output to disk every 16 MiB by default (-stdio_sync); on ext4 each
+# fsync can also flush other files' pending data (the same ISO took 0.1 to 1.2 s with
+# them, 0.1 s without). An image is an output like any other: no fsync, same bytes.
+_XORRISO = ("xorriso", "-stdio_sync", "off", "-as", "mkisofs")
+
+
 def _env(epoch: int) -> dict[str, str]:
     return {"SOURCE_DATE_EPOCH": str(epoch), "TZ": "UTC"}
 
@@ -62,7 +68,7 @@ def bios_iso(
     (staging / "isolinux.cfg").write_bytes(config)
     run(
         [
-            "xorriso", "-as", "mkisofs", "-o", out, "-V", volid, "-r", "-J",
+            *_XORRISO, "-o", out, "-V", volid, "-r", "-J",
             "--set_all_file_dates", f"={epoch}", *_dates(epoch),
             "-b", "isolinux/isolinux.bin", "-c", "isolinux/boot.cat", "-no-emul-boot",
             "-boot-load-size", "4", "-boot-info-table",
@@ -90,7 +96,7 @@ def efi_iso(
     _link_or_copy(esp_image, tree / "efiboot.img")
     run(
         [
-            "xorriso", "-as", "mkisofs", "-o", out, "-V", volid, "-r", "-J",
+            *_XORRISO, "-o", out, "-V", volid, "-r", "-J",
             "--set_all_file_dates", f"={epoch}", *_dates(epoch),
             "-e", "efiboot.img", "-no-emul-boot", "-efi-boot-part", "--efi-boot-image", tree,
             "--", "-boot_image", "any", f"gpt_disk_guid={disk_guid.bytes_le.hex()}",
@@ -122,7 +128,7 @@ def data_iso(out: Path, tree: StagedTree, *, volid: str, epoch: int) -> None:
         log.warn("the ISO leaves out %d device node(s) that need root to create", tree.skipped)
     run(
         [
-            "xorriso", "-as", "mkisofs", "-o", out, "-V", volid, "-l", "-J", "-joliet-long",
+            *_XORRISO, "-o", out, "-V", volid, "-l", "-J", "-joliet-long",
             "-R", "-iso-level", "3", *_dates(epoch), tree.root,
             *(["--", *native] if native else []),
         ],

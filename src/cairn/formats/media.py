@@ -2,11 +2,11 @@
 
 One :class:`Workspace` serves all the formats of one build. It lives in a private
 directory inside the output directory and makes each intermediate once, on first use:
-the unified kernel image, the ESP, each raw disk layout at each size, the staged root
-tree, the stage-1 initrd. Every format writes its files there under their final names
-(a VMDK names itself inside), and :meth:`Workspace.write` returns ``(staged, final)``
-pairs for the build to rename once every format has succeeded; a failed build leaves
-nothing behind. :func:`write_media` does all of that in one call.
+the unified kernel image, the ESP, the EFI ISO, each raw disk layout at each size, the
+staged root tree, the stage-1 initrd. Every format writes its files there under their
+final names (a VMDK names itself inside), and :meth:`Workspace.write` returns
+``(staged, final)`` pairs for the build to rename once every format has succeeded; a
+failed build leaves nothing behind. :func:`write_media` does all of that in one call.
 
 The format table, :data:`FORMATS`, is the single place that says which outputs a format
 has, whether ``--size`` applies and what its default is. docs/formats.md explains every
@@ -32,10 +32,10 @@ from cairn.formats import convert, disk, fat, fsimage, gcetar, iso, stage1, uki
 from cairn.formats.bootfiles import (
     GIB,
     MIB,
+    BackgroundDigest,
     BootFiles,
     Signing,
     align_up,
-    boot_digest,
     derive_u32,
     derive_uuid,
     kernel_version,
@@ -93,7 +93,8 @@ class Workspace:
         except OSError as exc:
             raise CairnError(f"cannot write to {out_dir}: {exc.strerror}") from exc
         self._memo: dict[object, Path] = {}
-        self._seed: bytes | None = None
+        self._digest: BackgroundDigest | None = None
+        self._uki_image: uki.UkiImage | None = None
         self._tree: StagedTree | None = None
         self._stage1: Path | None = None
         self._stage1_done = False
@@ -137,9 +138,17 @@ class Workspace:
     @property
     def seed(self) -> bytes:
         """The content hash every identifier is derived from."""
-        if self._seed is None:
-            self._seed = boot_digest(self.boot)
-        return self._seed
+        return self._seed_later()()
+
+    def _seed_later(self) -> Callable[[], bytes]:
+        """The content hash, started now on another thread; calling the result waits.
+
+        Best started before a copy, which leaves the GIL free, and not before laying out
+        the UKI, whose checksum needs the GIL as much as the hashing thread does.
+        """
+        if self._digest is None:
+            self._digest = BackgroundDigest(self.boot)
+        return self._digest
 
     def path(self, name: str) -> Path:
         return self.tmp / name
@@ -181,28 +190,34 @@ class Workspace:
 
         return self._once(("signed", name), make, f"signed-{name}")
 
+    def uki_image(self) -> uki.UkiImage:
+        """The unified kernel image, laid out and checksummed once; writing it is a copy."""
+        if self._uki_image is None:
+            require_bzimage(self.boot.kernel, "a unified kernel image")
+            self._uki_image = uki.plan_uki(
+                kernel=self.boot.kernel, initrd=self.initrd(), cmdline=self.boot.cmdline,
+                os_release_text=uki.os_release(self.boot.name),
+                uname=kernel_version(self.boot.kernel), epoch=self.boot.epoch,
+            )  # fmt: skip
+        return self._uki_image
+
     def uki(self) -> Path:
-        """The unified kernel image (signed when a key was given)."""
+        """The unified kernel image as a file (signed when a key was given)."""
 
         def make(path: Path) -> None:
-            require_bzimage(self.boot.kernel, "a unified kernel image")
-            uki.build_uki(
-                path, kernel=self.boot.kernel, initrd=self.initrd(), cmdline=self.boot.cmdline,
-                os_release_text=uki.os_release(self.boot.name),
-                uname=kernel_version(self.boot.kernel), epoch=self.boot.epoch, workdir=self.tmp,
-            )  # fmt: skip
+            self.uki_image().write(path)
 
         return self._signed(self._once("uki", make, "unsigned.efi"), "uki.efi")
 
     def esp_files(self) -> list[fat.FatFile]:
         """systemd-boot as the removable-media loader, the UKI, and a zero timeout."""
-        loader = self.path("loader.conf")
-        loader.write_bytes(b"timeout 0\n")
         boot = self._signed(uki.require_stub(uki.SYSTEMD_BOOT), "systemd-boot.efi")
+        # Unsigned, the UKI is assembled straight into the ESP: no file to copy it from.
+        image: fat.Source = self.uki() if self.signing else self.uki_image()
         return [
             ("EFI/BOOT/BOOTX64.EFI", boot),
-            (f"EFI/Linux/{_fat_name(self.boot.name)}.efi", self.uki()),
-            ("loader/loader.conf", loader),
+            (f"EFI/Linux/{_fat_name(self.boot.name)}.efi", image),
+            ("loader/loader.conf", b"timeout 0\n"),
         ]
 
     def esp_image(self) -> Path:
@@ -210,19 +225,37 @@ class Workspace:
 
         def make(path: Path) -> None:
             files = self.esp_files()
+            seed = self._seed_later()
             size = fat.size_for(files)
             with path.open("wb") as f:
                 f.truncate(size)
             fat.make_fat(
                 path, files, offset=0, size=size, label="ESP",
-                volume_id=derive_u32(self.seed, "iso-esp-volume-id"), epoch=self.boot.epoch,
+                volume_id=lambda: derive_u32(seed(), "iso-esp-volume-id"),
+                epoch=self.boot.epoch,
             )  # fmt: skip
 
         return self._once("esp", make, "esp.img")
 
+    def efi_iso(self) -> Path:
+        """The EFI ISO: ``iso-efi`` and ``iso-efi-initrd`` are the same image."""
+
+        def make(path: Path) -> None:
+            work = self.path("iso-efi")
+            work.mkdir()
+            iso.efi_iso(
+                path, esp_image=self.esp_image(), volid=iso.volume_id(self.boot.name),
+                epoch=self.boot.epoch, disk_guid=derive_uuid(self.seed, "iso-gpt-disk-guid"),
+                workdir=work,
+            )  # fmt: skip
+
+        return self._once("efi-iso", make, "efi.iso")
+
     def efi_disk(self, size: int | None) -> Path:
         def make(path: Path) -> None:
-            disk.efi_disk(path, self.esp_files(), size=size, seed=self.seed, epoch=self.boot.epoch)
+            files = self.esp_files()
+            seed = self._seed_later()
+            disk.efi_disk(path, files, size=size, seed=seed, epoch=self.boot.epoch)
 
         return self._once(("efi-disk", size), make, f"efi-{size or 'min'}.img")
 
@@ -233,7 +266,7 @@ class Workspace:
             require_bzimage(self.boot.kernel, "a BIOS disk")
             disk.bios_disk(
                 path, kernel=self.boot.kernel, initrd=self.initrd(), cmdline=self.boot.cmdline,
-                size=size, seed=self.seed, epoch=self.boot.epoch, workdir=self.tmp,
+                size=size, seed=self._seed_later(), epoch=self.boot.epoch,
             )  # fmt: skip
 
         return self._once(("bios-disk", size), make, f"bios-{size or 'min'}.img")
@@ -283,11 +316,18 @@ def _boot_entry(e: Entry) -> bool:
 
 
 def _link(src: Path, dest: Path) -> None:
-    """Put an intermediate in place as an output: a hard link, never a copy."""
-    try:
-        os.link(src, dest)
-    except OSError:
-        shutil.copyfile(src, dest)
+    """Put an intermediate in place as an output: a hard link, not a copy.
+
+    Only the first output gets the link; another output of the same bytes (the two EFI
+    ISOs, two disks of one size) gets a copy, so that no two outputs share an inode.
+    """
+    if src.stat().st_nlink == 1:
+        try:
+            os.link(src, dest)
+            return
+        except OSError:
+            pass
+    shutil.copyfile(src, dest)
 
 
 # Writers -----------------------------------------------------------------------------
@@ -360,13 +400,7 @@ def _iso_bios(ws: Workspace, dest: Path) -> None:
 
 def _iso_efi(fmt: str) -> Writer:
     def write(ws: Workspace, dest: Path) -> None:
-        work = ws.path(fmt)
-        work.mkdir()
-        iso.efi_iso(
-            dest / _name(ws, fmt), esp_image=ws.esp_image(), volid=iso.volume_id(ws.boot.name),
-            epoch=ws.boot.epoch, disk_guid=derive_uuid(ws.seed, "iso-gpt-disk-guid"),
-            workdir=work,
-        )  # fmt: skip
+        _link(ws.efi_iso(), dest / _name(ws, fmt))
 
     return write
 
