@@ -58,6 +58,7 @@ SLEEPER = sh(
 def scenario_image(kernel: assets.DebianKernel) -> GuestImage:
     image = GuestImage(kernel)
     image.file("etc/init.d/900-test-console", CONSOLE_HOOK, 0o755)
+    image.hardlinks(["usr/share/linked-a", "containers/linked-b"], b"ONE-INODE\n")
     image.volume("data", {"seed": b"SEED-DATA\n"})
     image.volume("frozen", {"seed": b"SEED-FROZEN\n"}, readonly=True)
     image.bundle(
@@ -97,6 +98,7 @@ COMMANDS = {
     " grep /run/shared /proc/mounts; ls -d /sys/fs/cgroup/cairn-test;"
     " nsenter --net=/run/netns/first ip link show vin",
     "timeline": "cat /run/cairn/timeline",
+    "links": "stat -c '%h %i %n' /usr/share/linked-a /containers/linked-b",
     "restart": "service restart sleeper;"
     " until [ $(grep -c SLEEPER-UP /var/log/sleeper.log) = 2 ]; do sleep 0.2; done;"
     " service ls; service logs sleeper",
@@ -185,6 +187,13 @@ def test_volumes_are_mounted_read_write_and_read_only(booted: Transcript) -> Non
     assert "VOLUME-RO-OK" in logs
 
 
+def test_hard_links_of_the_initramfs_are_still_one_inode(booted: Transcript) -> None:
+    # /init leaves the initramfs without copying it: two names, one inode, one copy in RAM.
+    rows = [line.split() for line in booted.outputs["links"].splitlines()]
+    assert [r[0] for r in rows] == ["2", "2"], booted.outputs["links"]
+    assert rows[0][1] == rows[1][1]
+
+
 def test_root_is_read_only_and_hostname_comes_from_the_mac(booted: Transcript) -> None:
     host = booted.outputs["host"]
     assert "linuxkit-" + MAC.replace(":", "") in host
@@ -231,6 +240,18 @@ def test_events_are_recorded_in_the_timeline(booted: Transcript) -> None:
     assert re.search(r"^\d+\.\d\d rc\.init$", timeline, re.M)
     assert re.search(r"^\d+\.\d\d onboot 000-first ok \(\d+\.\d\ds\)$", timeline, re.M)
     assert re.search(r"^\d+\.\d\d service sleeper started$", timeline, re.M)
+
+
+def test_the_console_carries_machine_readable_events(booted: Transcript) -> None:
+    marks = re.findall(r"cairn-event (\d+\.\d\d) (\S+)(?: (\S+))?(?: (-?\d+))?", booted.console)
+    steps = [(event, name, status) for _, event, name, status in marks]
+    assert steps[:2] == [("init", "", ""), ("rc.init", "", "")]
+    assert ("onboot-end", "001-fail", "3") in steps
+    assert steps.index(("onboot-start", "002-after", "")) < steps.index(("up", "", ""))
+    assert ("service-ready", "sleeper", "") in steps
+    assert ("service-exit", "crasher", "3") in steps
+    uptimes = [float(u) for u, *_ in marks]
+    assert uptimes[: steps.index(("up", "", ""))] == sorted(uptimes[: steps.index(("up", "", ""))])
 
 
 def test_power_button_runs_onshutdown_and_powers_off(booted: Transcript) -> None:

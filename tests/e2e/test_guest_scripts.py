@@ -1,20 +1,43 @@
-"""The in-VM init's files, checked without a VM: shell syntax, the image layout, runtime.jq."""
+"""The in-VM init's files, checked without a VM: shell syntax, the image layout, and the
+awk programs that read runtime.json and rewrite config.json (run with the host's busybox,
+the same busybox-static the image carries)."""
 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cairn import guest
 from cairn.assemble.entry import Kind
 
 ROOTFS = Path(guest.__file__).parent / "rootfs"
+LIB = ROOTFS / "usr/lib/cairn"
 SEP = "\x1f"
+BUSYBOX = Path("/bin/busybox")
+
+
+def busybox() -> str:
+    if not BUSYBOX.exists():
+        pytest.skip("busybox is not installed")
+    return str(BUSYBOX)
+
+
+def awk(
+    program: str, *files: str, options: tuple[str, ...] = (), stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """busybox awk with json.awk and PROGRAM (a file of usr/lib/cairn, or awk text)."""
+    source = ["-f", str(LIB / program)] if program.endswith(".awk") else ["-e", program]
+    return subprocess.run(
+        [busybox(), "awk", *options, "-f", str(LIB / "json.awk"), *source, *files],
+        capture_output=True, text=True, input=stdin,
+    )  # fmt: skip
 
 
 def scripts() -> list[Path]:
@@ -27,11 +50,7 @@ def scripts() -> list[Path]:
 
 @pytest.mark.parametrize("script", scripts(), ids=lambda p: str(p.relative_to(ROOTFS)))
 def test_script_parses_in_busybox_sh(script: Path) -> None:
-    if not Path("/bin/busybox").exists():
-        pytest.skip("busybox is not installed")
-    result = subprocess.run(
-        ["/bin/busybox", "sh", "-n", str(script)], capture_output=True, text=True
-    )
+    result = subprocess.run([busybox(), "sh", "-n", str(script)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
 
 
@@ -55,24 +74,20 @@ def test_items_put_every_directory_before_its_contents() -> None:
         seen.add(entry.path)
 
 
-def plan(tmp_path: Path, runtime: Mapping[str, object]) -> list[list[str]]:
-    """runtime.jq's steps for one bundle (the bundle column dropped)."""
-    jq = shutil.which("jq")
-    if not jq:
-        pytest.skip("jq is not installed")
+def plan(tmp_path: Path, runtime: Mapping[str, object] | str) -> list[list[str]]:
+    """runtime.awk's steps for one bundle (the bundle column dropped)."""
     bundle = tmp_path / "containers/services/getty"
-    bundle.mkdir(parents=True)
-    (bundle / "runtime.json").write_text(json.dumps(runtime))
-    out = subprocess.run(
-        [jq, "-r", "-f", str(ROOTFS / "usr/lib/cairn/runtime.jq"), str(bundle / "runtime.json")],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    rows = [line.split(SEP) for line in out.splitlines()]
-    assert all(row[0] == str(bundle) for row in rows)
-    return [row[1:] for row in rows]
+    bundle.mkdir(parents=True, exist_ok=True)
+    text = runtime if isinstance(runtime, str) else json.dumps(runtime, indent=4)
+    (bundle / "runtime.json").write_text(text)
+    out = awk("runtime.awk", str(bundle / "runtime.json"))
+    assert out.returncode == 0, out.stderr
+    rows = [line.split(SEP) for line in out.stdout.splitlines()]
+    assert all(row[0] == str(bundle) for row in rows if row[0] != "modules")
+    return [row[1:] for row in rows if row[0] != "modules"]
 
 
-def test_runtime_jq_reads_linuxkits_read_write_bundle_mounts(tmp_path: Path) -> None:
+def test_runtime_awk_reads_linuxkits_read_write_bundle_mounts(tmp_path: Path) -> None:
     p = "/containers/services/getty"
     runtime = {
         "cgroups": [],
@@ -98,7 +113,7 @@ def test_runtime_jq_reads_linuxkits_read_write_bundle_mounts(tmp_path: Path) -> 
     ]  # fmt: skip
 
 
-def test_runtime_jq_resolves_relative_paths_in_the_rootfs_and_flags_the_hook(
+def test_runtime_awk_resolves_relative_paths_in_the_rootfs_and_flags_the_hook(
     tmp_path: Path,
 ) -> None:
     runtime = {
@@ -121,3 +136,133 @@ def test_runtime_jq_resolves_relative_paths_in_the_rootfs_and_flags_the_hook(
         ["iface", "vin", "", "vout", "false"],
         ["bindns", "net", "/run/netns/wg"],
     ]
+
+
+def test_runtime_awk_names_the_drivers_the_plan_needs(tmp_path: Path) -> None:
+    runtime = {
+        "mounts": [{"destination": "/x", "type": "overlay", "source": "overlay"}],
+        "interfaces": [{"name": "vin", "peer": "vout"}],
+    }
+    bundle = tmp_path / "containers/onboot/000-x"
+    bundle.mkdir(parents=True)
+    (bundle / "runtime.json").write_text(json.dumps(runtime))
+    out = awk("runtime.awk", str(bundle / "runtime.json")).stdout.splitlines()
+    what, modules = out[-1].split(SEP)
+    assert what == "modules"
+    assert sorted(modules.split()) == ["fs-overlay", "rtnl-link-veth"]
+
+
+def test_runtime_awk_marks_only_the_unreadable_file_invalid(tmp_path: Path) -> None:
+    good = tmp_path / "containers/onboot/000-good"
+    bad = tmp_path / "containers/onboot/001-bad"
+    for bundle in (good, bad):
+        bundle.mkdir(parents=True)
+    (good / "runtime.json").write_text('{"mkdir": ["/run/ok"]}')
+    (bad / "runtime.json").write_text('{"mkdir": ["/run/no"')
+    out = awk("runtime.awk", str(good / "runtime.json"), str(bad / "runtime.json"))
+    assert out.stdout.splitlines() == [f"{good}{SEP}mkdir{SEP}/run/ok", f"{bad}{SEP}invalid"]
+
+
+def rewrite(config: object, *args: str) -> Any:
+    options = ("-v", "dir=/containers/services/x", *args)
+    out = awk("bundle.awk", options=options, stdin=json.dumps(config))
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+PREPARE = "createRuntime=/usr/lib/cairn/prepare-process /containers/services/x"
+READY = "poststart=/usr/lib/cairn/ready x"
+
+
+def test_bundle_awk_makes_root_absolute_and_adds_the_hooks() -> None:
+    config = {"ociVersion": "1.0.2", "root": {"path": "rootfs", "readonly": True}, "mounts": []}
+    assert rewrite(config, "-v", PREPARE, "-v", READY) == {
+        **config,
+        "root": {"path": "/containers/services/x/rootfs", "readonly": True},
+        "hooks": {
+            "createRuntime": [{"path": "/usr/lib/cairn/prepare-process",
+                               "args": ["prepare-process", "/containers/services/x"]}],
+            "poststart": [{"path": "/usr/lib/cairn/ready", "args": ["ready", "x"]}],
+        },
+    }  # fmt: skip
+
+
+def test_bundle_awk_appends_to_hooks_already_there_and_keeps_absolute_roots() -> None:
+    mine = {"path": "/bin/mine", "args": ["mine", 'a"b']}
+    config = {"root": {"path": "/abs"}, "hooks": {"prestart": [mine], "poststart": [mine]}}
+    hooks = rewrite(config, "-v", READY)["hooks"]
+    assert rewrite(config, "-v", READY)["root"] == {"path": "/abs"}
+    assert hooks["prestart"] == [mine]
+    assert hooks["poststart"] == [mine, {"path": "/usr/lib/cairn/ready", "args": ["ready", "x"]}]
+    assert "createRuntime" not in hooks
+    assert rewrite({"hooks": None, "root": {"path": "r"}}) == {
+        "hooks": None,
+        "root": {"path": "/containers/services/x/r"},
+    }
+
+
+def test_bundle_awk_refuses_what_is_not_json() -> None:
+    out = awk("bundle.awk", options=("-v", "dir=/d"), stdin='{"root": {"path": "rootfs"}')
+    assert out.returncode != 0
+    assert "not valid JSON" in out.stderr
+
+
+# Documents as Go's encoding/json writes them: any nesting, strings with escapes and
+# characters beyond ASCII, numbers, true, false, null.
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(10**9), 10**9) | st.text(max_size=12),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+# Prints every string leaf as path=value, and each container's size, from json.awk's tree.
+DUMP = r"""{
+    json_tokens($0)
+    if (!json_parse()) { print "FAILED"; exit }
+    for (p in J) {
+        q = p; gsub(SUBSEP, "/", q)
+        if (J[p] == "string") printf "%s=%s\n", q, JV[p]
+        else if (J[p] == "object" || J[p] == "array") printf "%s[%d]\n", q, JN[p]
+        else printf "%s:%s\n", q, JV[p]
+    }
+}"""
+
+
+def expected_dump(value: object, path: str = "") -> set[str]:
+    """What DUMP prints for ``value``, as Python's json module reads it."""
+    if isinstance(value, dict):
+        lines = {f"{path}[{len(value)}]"}
+        for key, item in value.items():
+            lines |= expected_dump(item, f"{path}/{key}")
+        return lines
+    if isinstance(value, list):
+        lines = {f"{path}[{len(value)}]"}
+        for index, item in enumerate(value):
+            lines |= expected_dump(item, f"{path}/{index}")
+        return lines
+    if isinstance(value, str):
+        return {f"{path}={value}"}
+    return {f"{path}:{json.dumps(value)}"}
+
+
+@settings(max_examples=60, deadline=None)
+@given(document=JSON)
+def test_json_awk_reads_what_go_writes(document: object) -> None:
+    # The dump is one line per value, read back as text (no \r either), and paths join
+    # keys with awk's SUBSEP (\034).
+    if any(c in text for text in _strings(document) for c in "\n\r\x00\x1c"):
+        return
+    for text in (json.dumps(document), json.dumps(document, indent=4, ensure_ascii=False)):
+        out = awk(DUMP, stdin=text)
+        assert set(out.stdout.split("\n")) - {""} == expected_dump(document), text
+
+
+def _strings(value: object) -> list[str]:
+    """Every key and string in a document."""
+    if isinstance(value, dict):
+        return [*value, *(t for v in value.values() for t in _strings(v))]
+    if isinstance(value, list):
+        return [t for v in value for t in _strings(v)]
+    return [value] if isinstance(value, str) else []

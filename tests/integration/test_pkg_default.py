@@ -82,8 +82,8 @@ def packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Built]:
 
 # What each package must contain (paths in its image).
 CONTENTS = {
-    "init": ["bin/busybox", "usr/sbin/runc", "usr/bin/runc", "usr/bin/jq", "init",
-             "bin/rc.init", "usr/bin/service", "etc/inittab", "sbin/init", "bin/mount"],
+    "init": ["bin/busybox", "usr/sbin/runc", "usr/bin/runc", "init", "bin/rc.init",
+             "usr/bin/service", "usr/lib/cairn/json.awk", "etc/inittab", "sbin/init"],
     "kernel": ["kernel", "kernel.tar", "System.map"],
     "ca-certificates": ["etc/ssl/certs/ca-certificates.crt"],
     "sshd": ["usr/sbin/sshd", "usr/bin/ssh-keygen", "usr/bin/busybox", "usr/bin/sh",

@@ -2,7 +2,7 @@
 
 The scripts live under ``rootfs/`` in this package, at the paths they take in the image,
 and :func:`items` turns them into filesystem entries: the ``init`` package installs them
-next to Debian's busybox-static, runc and jq (see :data:`REQUIRES`). docs/guest.md
+next to Debian's busybox-static and runc (see :data:`REQUIRES`). docs/guest.md
 describes the boot, what the scripts expect of the image and the knobs they read.
 """
 
@@ -16,15 +16,15 @@ from cairn.assemble.entry import Item, directory, parents, regular, symlink
 
 #: What the scripts need from the rest of the image (paths without the leading slash).
 REQUIRES = {
-    "bin/busybox": "busybox-static (Debian): every applet the scripts use, and /bin/sh",
+    "bin/busybox": "busybox-static (Debian): every applet the scripts use (awk reads JSON)",
     "usr/bin/runc": "runc, with its shared libraries (Debian's links libseccomp)",
-    "usr/bin/jq": "jq, with libjq and libonig, to read runtime.json and config.json",
     "lib/modules/<version>/modules.dep": "from depmod, for busybox modprobe (and modules.alias)",
 }
 
 #: busybox applets that must exist as files: the kernel runs /sbin/modprobe itself, busybox
-#: init is /sbin/init, and the scripts start with #!/bin/sh. The scripts find the other
-#: applets without links (Debian's busybox-static runs its applets from the shell).
+#: init is /sbin/init, and the scripts start with #!/bin/sh. Nothing else needs a link:
+#: Debian's busybox-static runs its applets by name (through /proc/self/exe, so /init and
+#: rc.init spell out /bin/busybox until /proc is mounted).
 BUSYBOX_LINKS = (
     "bin/sh",
     "sbin/init",

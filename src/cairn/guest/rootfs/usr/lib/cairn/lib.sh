@@ -1,4 +1,4 @@
-# Cairn guest library, sourced by rc.init, rc.shutdown, service and prepare-process.
+# Cairn guest library, sourced by rc.init, rc.shutdown, service and the runc hooks.
 # POSIX sh for busybox ash. Functions hand results back in global variables (NOW, SECS,
 # BUNDLE, ...) rather than on stdout: $(...) forks, and the boot path avoids needless forks.
 
@@ -8,7 +8,7 @@ export PATH
 CAIRN_LIB=/usr/lib/cairn
 CAIRN_RUN=/run/cairn                  # timeline, service state, generated bundles
 TIMELINE=$CAIRN_RUN/timeline
-SEP=$(printf '\037')                  # field separator of runtime.jq's output
+SEP=$'\037'                           # field separator of the plan (runtime.awk)
 
 # --- time and events -------------------------------------------------------------------
 
@@ -25,54 +25,59 @@ secs() {
 	SECS=$(($1 / 100)).$_cs
 }
 
-# event MESSAGE...: a line on the console and in the boot timeline, stamped with the
-# time since boot ("2.07 onboot 000-dhcpcd ok (0.41s)" in /run/cairn/timeline).
+# event WHAT [MESSAGE...]: a machine-readable line "cairn-event UPTIME WHAT" on the
+# console, from which `cairn run` draws the boot timeline (WHAT is EVENT [NAME [STATUS]],
+# e.g. "onboot-end 000-dhcpcd 0"), and MESSAGE, if any, as a line for people on the
+# console and in /run/cairn/timeline ("2.07 onboot 000-dhcpcd ok (0.41s)"). One write
+# each, however many lines.
 event() {
-	now
-	secs $NOW
-	echo "$SECS $*" >>$TIMELINE 2>/dev/null
-	printf '[%8s] cairn: %s\n' "$SECS" "$*" >/dev/console
+	read -r _up _ </proc/uptime
+	_what=$1
+	shift
+	if [ $# = 0 ]; then
+		echo "cairn-event $_up $_what" >/dev/console
+		return
+	fi
+	printf 'cairn-event %s %s\n[%8s] cairn: %s\n' "$_up" "$_what" "$_up" "$*" >/dev/console
+	echo "$_up $*" >>$TIMELINE 2>/dev/null
 }
 
 # note MESSAGE...: a step worth a line in the timeline; on the console only with
-# cairn.debug=1. debug MESSAGE...: with cairn.debug=1 only.
+# cairn.debug=1. debug MESSAGE...: on the console with cairn.debug=1 only.
 note() {
-	if [ -n "$DEBUG" ]; then
-		event "$@"
-	else
-		now
-		secs $NOW
-		echo "$SECS $*" >>$TIMELINE 2>/dev/null
-	fi
+	read -r _up _ </proc/uptime
+	echo "$_up $*" >>$TIMELINE 2>/dev/null
+	[ -z "$DEBUG" ] || printf '[%8s] cairn: %s\n' "$_up" "$*" >/dev/console
 }
 
 debug() {
-	[ -z "$DEBUG" ] || event "$@"
+	[ -n "$DEBUG" ] || return 0
+	read -r _up _ </proc/uptime
+	printf '[%8s] cairn: %s\n' "$_up" "$*" >/dev/console
 }
 
 # flag NAME: true when the kernel command line has NAME=1 (or a bare NAME).
 flag() {
-	read -r _cmdline </proc/cmdline
-	case " $_cmdline " in
+	case " $CMDLINE " in
 	*" $1=1 "* | *" $1 "*) return 0 ;;
 	esac
 	return 1
 }
 
-# Knobs, read once per script. /proc is not mounted yet when rc.init sources this file;
-# rc.init calls read_flags again once it is.
+# Knobs, read once per script. /proc is not mounted yet when rc.init on a disk root
+# sources this file; rc.init calls read_flags again once it is.
 read_flags() {
 	DEBUG=
 	CONSOLE_LOGS=
 	RUNC=runc
-	if [ -r /proc/cmdline ]; then
-		if flag cairn.debug || flag linuxkit.runc_debug; then
-			DEBUG=1
-			RUNC="runc --debug"
-		fi
-		# LinuxKit's knob: container output on the console instead of in /var/log.
-		flag linuxkit.runc_console && CONSOLE_LOGS=1
+	CMDLINE=
+	[ -r /proc/cmdline ] && read -r CMDLINE </proc/cmdline
+	if flag cairn.debug || flag linuxkit.runc_debug; then
+		DEBUG=1
+		RUNC="runc --debug"
 	fi
+	# LinuxKit's knob: container output on the console instead of in /var/log.
+	flag linuxkit.runc_console && CONSOLE_LOGS=1
 }
 read_flags
 
@@ -80,19 +85,18 @@ read_flags
 
 PLAN=$CAIRN_RUN/plan
 
-# make_plan: read the runtime.json of every bundle into $PLAN (see runtime.jq), once per
-# boot and with a single jq: jq takes a quarter of a second to start under emulation, and
-# once per container adds up. Should one file not parse, each file is read on its own and
-# the bad one gets an "invalid" step, so that only its container fails.
+# make_plan: read the runtime.json of every bundle into $PLAN (see runtime.awk), once per
+# boot and with one awk for all of them. A file that cannot be read gets an "invalid"
+# step, so that only its container fails.
 make_plan() {
 	[ -f $PLAN ] && return 0
 	set -- /containers/*/*/runtime.json
-	if [ -f "$1" ] && ! jq -r -f $CAIRN_LIB/runtime.jq "$@" >$PLAN.new 2>/dev/null; then
-		for _f; do
-			jq -r -f $CAIRN_LIB/runtime.jq "$_f" || echo "${_f%/runtime.json}${SEP}invalid"
-		done >$PLAN.new
+	if [ -f "$1" ]; then
+		awk -f $CAIRN_LIB/json.awk -f $CAIRN_LIB/runtime.awk "$@" >$PLAN.new
+	else
+		: >$PLAN.new
 	fi
-	mv $PLAN.new $PLAN 2>/dev/null || : >$PLAN
+	mv $PLAN.new $PLAN
 }
 
 # prepare_filesystem BUNDLE: the runtime.json steps that come before the container is
@@ -144,19 +148,19 @@ mount_step() {
 	done
 }
 
-# bundle_for DIR ID: BUNDLE = the directory to give `runc --bundle`. That is DIR itself,
-# unless prepare_filesystem set NEED_HOOK: then a copy of config.json under /run/cairn with
-# an absolute root.path and the createRuntime hook (prepare-process) added, since the
-# image is read-only and runc only reads config.json from the bundle directory.
+# bundle_for DIR ID [READY]: BUNDLE = the directory to give `runc --bundle`. That is DIR
+# itself, unless prepare_filesystem set NEED_HOOK or READY is given: then a copy of
+# config.json in /run/cairn/bundles/ID/ (runc reads config.json from the bundle directory
+# only, and the image is read-only) with an absolute root.path and runc hooks added: the
+# createRuntime hook prepare-process for NEED_HOOK, the poststart hook READY.
 bundle_for() {
 	BUNDLE=$1
-	[ -n "$NEED_HOOK" ] || return 0
+	[ -n "$NEED_HOOK$3" ] || return 0
 	BUNDLE=$CAIRN_RUN/bundles/$2
 	mkdir -p "$BUNDLE" || return 1
-	jq --arg dir "$1" --arg hook $CAIRN_LIB/prepare-process '
-		if .root.path | startswith("/") then . else .root.path = $dir + "/" + .root.path end
-		| .hooks.createRuntime += [{path: $hook, args: ["prepare-process", $dir]}]
-	' "$1/config.json" >"$BUNDLE/config.json"
+	awk -v dir="$1" -v createRuntime="${NEED_HOOK:+$CAIRN_LIB/prepare-process $1}" \
+		-v poststart="$3" -f $CAIRN_LIB/json.awk -f $CAIRN_LIB/bundle.awk \
+		"$1/config.json" >"$BUNDLE/config.json"
 }
 
 # --- one-shot containers (onboot, onshutdown) --------------------------------------------
@@ -171,6 +175,7 @@ run_once() {
 	_name=${2##*/}
 	_log=/var/log/$_kind.$_name.log
 	[ -n "$CONSOLE_LOGS" ] && _log=/dev/console
+	event "$_kind-start $_name"
 	now
 	_t0=$NOW
 	if prepare_filesystem "$_dir" >>"$_log" 2>&1 && bundle_for "$_dir" "$_name" >>"$_log" 2>&1; then
@@ -186,9 +191,9 @@ run_once() {
 	now
 	secs $((NOW - _t0))
 	if [ $_rc = 0 ]; then
-		event "$_kind $_name ok (${SECS}s)"
+		event "$_kind-end $_name 0" "$_kind $_name ok (${SECS}s)"
 	else
-		event "$_kind $_name FAILED ($_why), see $_log"
+		event "$_kind-end $_name $_rc" "$_kind $_name FAILED ($_why), see $_log"
 		# The end of the log, so that the console alone tells what went wrong.
 		[ -f "$_log" ] && tail -n 5 "$_log" | sed 's/^/    | /' >/dev/console
 	fi
