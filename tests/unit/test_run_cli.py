@@ -57,6 +57,7 @@ def test_every_option_reaches_the_spec(recorder: Recorder, tmp_path: Path) -> No
         "--data-file", str(data), "--state", "/s", "--accel", "tcg", "--arch", "arm64",
         "--gui", "--device", "usb-tablet", "--qemu", "/q", "--disk-bus", "virtio",
         "--no-reboot", "--detached", "--timeout", "30", "--grace", "5", "--squashfs", "img",
+        "--boot-chart", "/charts/boot.svg",
     ])  # fmt: skip
     (spec,) = recorder.specs
     assert spec.disks == (DiskSpec(Path("a.qcow2"), 1024, None), DiskSpec(None, 512, None))
@@ -67,6 +68,7 @@ def test_every_option_reaches_the_spec(recorder: Recorder, tmp_path: Path) -> No
     assert (spec.devices, spec.qemu, spec.disk_bus) == (("usb-tablet",), "/q", "virtio")
     assert (spec.no_reboot, spec.detached, spec.timeout, spec.grace) == (True, True, 30.0, 5.0)
     assert spec.boot == "squashfs"
+    assert spec.boot_chart == Path("/charts/boot.svg")
 
 
 def test_data_string(recorder: Recorder) -> None:

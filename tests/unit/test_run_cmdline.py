@@ -51,7 +51,8 @@ def test_defaults() -> None:
     assert option(argv, "-display") == ["none"]
     assert "virtio-rng-pci,rng=rng0" in option(argv, "-device")
     assert option(argv, "-netdev") == ["user,id=net0"]
-    assert "virtio-net-pci,netdev=net0,mac=02:00:00:00:00:01" in option(argv, "-device")
+    # romfile= : no PXE option ROM for the firmware to load and run on every boot
+    assert "virtio-net-pci,netdev=net0,mac=02:00:00:00:00:01,romfile=" in option(argv, "-device")
     assert "-kernel" not in argv
     assert "-no-reboot" not in argv
 

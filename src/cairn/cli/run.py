@@ -136,6 +136,12 @@ def _boot_options(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="how long a stop waits for the guest to power off before killing it (default: 30)",
     )
+    add(
+        "--boot-chart",
+        type=Path,
+        metavar="FILE.svg",
+        help="draw STATE/boot-timeline.json as an SVG: the boot's steps on a time axis",
+    )
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -215,6 +221,7 @@ def _spec(args: argparse.Namespace) -> MachineSpec:
         detached=args.detached,
         timeout=args.timeout,
         grace=args.grace,
+        boot_chart=args.boot_chart.absolute() if args.boot_chart else None,
     )
 
 

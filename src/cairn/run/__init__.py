@@ -6,7 +6,8 @@ backends plug in here. The pieces: :mod:`~cairn.run.detect` (what is there to bo
 :mod:`~cairn.run.qemu` (plan and command line), :mod:`~cairn.run.accel` (KVM or TCG),
 :mod:`~cairn.run.firmware` (UEFI), :mod:`~cairn.run.state` (the state directory),
 :mod:`~cairn.run.vm` (process life: foreground, detached, stop, console, ssh),
-:mod:`~cairn.run.qmp` (qemu's control socket), :mod:`~cairn.run.metadata` (the data CD).
+:mod:`~cairn.run.qmp` (qemu's control socket), :mod:`~cairn.run.metadata` (the data CD),
+:mod:`~cairn.run.timeline` (the boot timeline from the console, and its chart).
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ Differences from LinuxKit's command line, on purpose:
   LinuxKit's layout exactly; ``virtio`` uses virtio-blk (``/dev/vda``).
 * UEFI code is attached read-only and the variables are a per-VM copy in the state dir.
 * ``--qemu`` is honoured (LinuxKit overwrites it from ``$PATH``).
+* The NIC carries no PXE option ROM: the firmware has nothing to load and start for it.
 """
 
 from __future__ import annotations
@@ -202,7 +203,10 @@ def _network(plan: QemuPlan) -> list[str]:
         netdev = f"bridge,id=net0,br={_opt(net.interface)}"
     else:
         netdev = "user,id=net0" + "".join(f",hostfwd={p.hostfwd()}" for p in plan.publish)
-    return ["-netdev", netdev, "-device", f"virtio-net-pci,netdev=net0,mac={plan.mac}"]
+    # romfile= : no PXE option ROM (iPXE) for the firmware to load and start on every boot;
+    # nothing Cairn boots comes from the network.
+    device = f"virtio-net-pci,netdev=net0,mac={plan.mac},romfile="
+    return ["-netdev", netdev, "-device", device]
 
 
 # ---------------------------------------------------------------------------------------
@@ -363,7 +367,7 @@ class Qemu:
         if spec.detached:
             pid = vm.start_detached(
                 plan.state, argv, publish=plan.publish, target=target,
-                timeout=spec.timeout, grace=spec.grace,
+                timeout=spec.timeout, grace=spec.grace, chart=spec.boot_chart,
             )  # fmt: skip
             log.info("started the VM (pid %d), state %s", pid, plan.state.root)
             log.info("  console: cairn run console %s", plan.state.root)
@@ -371,5 +375,5 @@ class Qemu:
             return 0
         return vm.run_foreground(
             plan.state, argv, publish=plan.publish, target=target,
-            timeout=spec.timeout, grace=spec.grace,
+            timeout=spec.timeout, grace=spec.grace, chart=spec.boot_chart,
         )  # fmt: skip

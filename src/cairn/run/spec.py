@@ -211,6 +211,7 @@ class MachineSpec:
     detached: bool = False
     timeout: float | None = None
     grace: float = 30.0
+    boot_chart: Path | None = None  # an SVG of STATE/boot-timeline.json, written as it grows
 
     def __post_init__(self) -> None:
         if self.cpus < 1:

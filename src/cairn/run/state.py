@@ -3,7 +3,8 @@
 Persistent across runs: ``mac-addr`` (LinuxKit's file: the NIC keeps its address, so DHCP
 leases and guest network configuration stay put), ``uuid`` and ``efivars.fd`` (UEFI
 variables). Per run: ``qemu.pid``, ``qmp.sock`` (qemu's control socket), ``console.log``
-(everything the guest printed on its serial console), ``run.json`` (what ``cairn run
+(everything the guest printed on its serial console), ``boot-timeline.json`` (the boot's
+steps on qemu's clock, :mod:`cairn.run.timeline`), ``run.json`` (what ``cairn run
 status|ssh`` need: published ports, the qemu command line), ``data.iso`` (``--data``) and
 ``qemu.log`` (qemu's own messages when detached).
 """
@@ -80,6 +81,10 @@ class StateDir:
     @property
     def qemu_log(self) -> Path:
         return self.root / "qemu.log"
+
+    @property
+    def boot_timeline(self) -> Path:
+        return self.root / "boot-timeline.json"
 
     @property
     def info_file(self) -> Path:

@@ -26,7 +26,7 @@ from typing import Any, BinaryIO
 
 from cairn import log, proc
 from cairn.errors import CairnError
-from cairn.run import qmp
+from cairn.run import qmp, timeline
 from cairn.run.spec import PortForward
 from cairn.run.state import RunInfo, StateDir
 
@@ -53,7 +53,9 @@ class Status:
 
 
 def _remove_stale(state: StateDir) -> None:
-    for path in (state.qmp_socket, state.pidfile):
+    # The console log and the boot timeline are per run: a new one must not be confused
+    # with the last run's before qemu truncates the log.
+    for path in (state.qmp_socket, state.pidfile, state.console_log, state.boot_timeline):
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
 
@@ -173,15 +175,18 @@ def run_foreground(
     target: str = "",
     timeout: float | None = None,
     grace: float = 30.0,
+    chart: Path | None = None,
 ) -> int:
     """Run qemu with the console on this terminal until the VM stops; returns the exit status.
 
     The status is qemu's (0 when the guest powers off), ``124`` when ``timeout`` expired,
-    and 1 when qemu had to be killed because the guest ignored the power button.
+    and 1 when qemu had to be killed because the guest ignored the power button. Meanwhile
+    STATE/boot-timeline.json (and the SVG ``chart``) follow the boot.
     """
     _remove_stale(state)
     terminal = _Terminal()
     log.debug("$ %s", " ".join(argv))
+    started = time.time()
     try:
         process = subprocess.Popen(
             list(argv),
@@ -197,14 +202,21 @@ def run_foreground(
             process.pid, tuple(argv), publish, detached=False, started=time.time(), target=target
         )
     )
+    watcher = timeline.Watcher(state, timeline.process_start(process.pid) or started, chart)
     stopper = _Stopper(process, state, grace)
     deadline = time.monotonic() + timeout if timeout else None
     timed_out = False
     try:
         with _stop_signals(stopper):
             while True:
+                # The console is read often while the guest boots: the boot timeline's
+                # clock is when its lines arrive.
+                watcher.poll()
+                watcher.save()
                 try:
-                    returncode = process.wait(timeout=_POLL)
+                    returncode = process.wait(
+                        timeout=_POLL if watcher.done else timeline.FOLLOW_POLL
+                    )
                     break
                 except subprocess.TimeoutExpired:
                     pass
@@ -218,6 +230,8 @@ def run_foreground(
             process.kill()
             process.wait()
         terminal.restore()
+        watcher.poll()
+        watcher.save()
     if timed_out:
         return EXIT_TIMEOUT
     if stopper.forced:
@@ -233,8 +247,10 @@ def start_detached(
     target: str = "",
     timeout: float | None = None,
     grace: float = 30.0,
+    chart: Path | None = None,
 ) -> int:
-    """Start qemu in the background and return its pid once the VM is running."""
+    """Start qemu in the background and return its pid once the VM is running. A helper
+    process follows the boot into STATE/boot-timeline.json (and the SVG ``chart``)."""
     _remove_stale(state)
     log.debug("$ %s", " ".join(argv))
     with open(state.qemu_log, "wb") as errors:
@@ -268,8 +284,14 @@ def start_detached(
                 f"qemu did not start within {_START_TIMEOUT:g}s", hint=_tail(state.qemu_log) or None
             )
         time.sleep(_POLL)
+    _start_helper(state, ["cairn.run.timeline", "follow", str(state.root), str(process.pid)]
+                  + ([str(chart)] if chart else []))  # fmt: skip
     if timeout:
-        _start_watchdog(state, process.pid, timeout, grace)
+        _start_helper(
+            state,
+            ["cairn.run.vm", "watchdog", str(state.root), str(process.pid), str(timeout),
+             str(grace)],
+        )  # fmt: skip
     return process.pid
 
 
@@ -280,12 +302,12 @@ def _tail(path: Path, lines: int = 10) -> str:
         return ""
 
 
-def _start_watchdog(state: StateDir, pid: int, timeout: float, grace: float) -> None:
-    # A detached VM has no Cairn watching it: a small helper process enforces --timeout.
+def _start_helper(state: StateDir, args: list[str]) -> None:
+    # A detached VM has no Cairn watching it: small helper processes follow its boot
+    # (cairn.run.timeline) and enforce --timeout (the watchdog below).
     with open(state.qemu_log, "ab") as out:
         subprocess.Popen(
-            [sys.executable, "-m", "cairn.run.vm", "watchdog", str(state.root), str(pid),
-             str(timeout), str(grace)],
+            [sys.executable, "-m", *args],
             stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
         )  # fmt: skip
 
@@ -372,7 +394,7 @@ def ssh_command(state: StateDir, extra: Sequence[str] = (), user: str = "root") 
 
 
 if __name__ == "__main__":
-    # `python -m cairn.run.vm watchdog STATE PID TIMEOUT GRACE` (see _start_watchdog).
+    # `python -m cairn.run.vm watchdog STATE PID TIMEOUT GRACE` (see _start_helper).
     if len(sys.argv) == 6 and sys.argv[1] == "watchdog":
         sys.exit(_watchdog(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])))
     sys.exit(2)
