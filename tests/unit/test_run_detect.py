@@ -160,3 +160,18 @@ def test_forced_squashfs_needs_the_squashfs(tmp_path: Path) -> None:
 def test_a_directory_is_not_bootable(tmp_path: Path) -> None:
     with pytest.raises(CairnError, match="directory"):
         detect(tmp_path)
+
+
+def test_a_qcow2_named_img_is_attached_as_qcow2(tmp_path: Path) -> None:
+    """The default disk STATE/disk.img is created as qcow2 (a size and no format, as
+    LinuxKit); the next boot must attach it as qcow2, not by its .img extension."""
+    import subprocess
+
+    from cairn.run.detect import disk_format
+
+    disk = tmp_path / "disk.img"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "16M"], check=True)
+    assert disk_format(disk) == "qcow2"
+    raw = tmp_path / "other.img"
+    raw.write_bytes(b"\0" * 4096)
+    assert disk_format(raw) == "raw"

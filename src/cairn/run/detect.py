@@ -77,8 +77,20 @@ class BootTarget:
         return f"{self.kind.value} {self.image or self.kernel}"
 
 
+# Formats that say what they are in their first bytes (raw and VHD do not).
+_MAGIC = {b"QFI\xfb": "qcow2", b"KDMV": "vmdk", b"vhdx": "vhdx", b"<<< ": "vdi"}
+
+
 def disk_format(path: Path) -> str:
-    """qemu's format name for an existing disk image: by extension, else ``qemu-img info``."""
+    """qemu's format name for an existing disk image: by its magic number, else by
+    extension, else ``qemu-img info``. (A qcow2 named ``disk.img`` is still qcow2.)"""
+    try:
+        with path.open("rb") as f:
+            head = f.read(4)
+    except OSError as exc:
+        raise CairnError(f"cannot read disk {path}: {exc.strerror}") from exc
+    if head in _MAGIC:
+        return _MAGIC[head]
     by_name = _FORMAT_BY_SUFFIX.get(path.suffix.lower())
     if by_name:
         return by_name
