@@ -96,6 +96,8 @@ CONTENTS = {
     "format": ["usr/sbin/mke2fs", "usr/sbin/mkfs.ext4", "usr/bin/format", "usr/lib/cairn/disk.sh"],
     "mount": ["usr/bin/mount-disk", "usr/lib/cairn/disk.sh"],
     "poweroff": ["usr/bin/poweroff.sh"],
+    "metadata": ["usr/bin/busybox", "usr/bin/jq", "usr/bin/metadata", "usr/lib/metadata/lib.sh",
+                 "usr/lib/metadata/tree.jq"],
 }  # fmt: skip
 
 
