@@ -40,7 +40,6 @@ from tests.fixtures import assets  # noqa: E402
 
 from cairn.assemble.entry import directory, regular, symlink  # noqa: E402
 from cairn.formats.cpio import CpioWriter  # noqa: E402
-from cairn.run.spec import default_cpus  # noqa: E402
 
 CAIRN = [sys.executable, "-m", "cairn"]
 FLOOR_INIT = b"#!/bin/busybox sh\n/bin/busybox poweroff -f\n"
@@ -124,13 +123,10 @@ def _wait_banner(port: int, deadline: float) -> float:
         sel.close()
 
 
-def boot_to_banner(
-    prefix: Path, state: Path, cache: Path, cpus: int | None = None
-) -> dict[str, Any]:
+def boot_to_banner(prefix: Path, state: Path, cache: Path) -> dict[str, Any]:
     port = _free_port()
-    cpu_flags = ["--cpus", str(cpus)] if cpus else []
     _run(
-        [*CAIRN, "run", "qemu", "-q", "--detached", "--state", str(state), *cpu_flags,
+        [*CAIRN, "run", "qemu", "-q", "--detached", "--state", str(state),
          "--publish", f"127.0.0.1:{port}:22", str(prefix)],
         env={**os.environ, "CAIRN_CACHE": str(cache)},
     )  # fmt: skip
@@ -191,7 +187,7 @@ def _summary(values: Sequence[float | None]) -> dict[str, Any]:
     return {"median": median, "runs": values, "failed": len(values) - len(done)}
 
 
-def measure(runs: int, cache: Path, cpus: int | None = None) -> dict[str, Any]:
+def measure(runs: int, cache: Path) -> dict[str, Any]:
     env = {**os.environ, "CAIRN_CACHE": str(cache)}
     _run([*CAIRN, "pkg", "build", "-q", *sorted(str(p) for p in (ROOT / "pkg").iterdir())], env=env)
     with tempfile.TemporaryDirectory(prefix="cairn-boot-") as tmp:
@@ -206,7 +202,7 @@ def measure(runs: int, cache: Path, cpus: int | None = None) -> dict[str, Any]:
         )
         prefix = out / "sshd"
         cmdline = (out / "sshd-cmdline").read_text().strip()
-        sshd = [boot_to_banner(prefix, work / f"state{i}", cache, cpus) for i in range(runs)]
+        sshd = [boot_to_banner(prefix, work / f"state{i}", cache) for i in range(runs)]
         floor = write_floor(work, out / "sshd-kernel", cmdline)
         floor_runs = [boot_to_exit(floor, work / f"floor-state{i}") for i in range(runs)]
         seconds = [r["seconds"] for r in sshd]
@@ -217,8 +213,7 @@ def measure(runs: int, cache: Path, cpus: int | None = None) -> dict[str, Any]:
             "floor": _summary(floor_runs),
             "cmdline": cmdline,
             "initrd_bytes": (out / "sshd-initrd.img").stat().st_size,
-            "host_cpus": os.cpu_count(),
-            "guest_cpus": cpus or default_cpus(),
+            "cpus": os.cpu_count(),
         }
 
 
@@ -231,9 +226,8 @@ def main() -> None:
         default=Path(os.environ.get("CAIRN_CACHE", Path.home() / ".cache/cairn")),
         help="image cache (default: $CAIRN_CACHE or ~/.cache/cairn)",
     )
-    parser.add_argument("--cpus", type=int, help="guest CPUs (default: cairn run's default)")
     args = parser.parse_args()
-    print(json.dumps(measure(args.runs, args.cache.absolute(), args.cpus), indent=2))
+    print(json.dumps(measure(args.runs, args.cache.absolute()), indent=2))
 
 
 if __name__ == "__main__":

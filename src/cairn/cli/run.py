@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from cairn import log
 from cairn.errors import CairnError, UsageError
 from cairn.run import BACKENDS, hypervisor
-from cairn.run.spec import DiskSpec, MachineSpec, Networking, PortForward, default_cpus
+from cairn.run.spec import DiskSpec, MachineSpec, Networking, PortForward
 from cairn.run.state import StateDir
 
 if TYPE_CHECKING:
@@ -50,12 +50,7 @@ other forms:
 
 def _boot_options(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
-    add(
-        "--cpus",
-        type=int,
-        default=default_cpus(),
-        help="number of CPUs (default: 2, or 1 on a one-CPU host)",
-    )
+    add("--cpus", type=int, default=1, help="number of CPUs (default: 1)")
     add("--mem", type=int, default=1024, metavar="MIB", help="memory in MiB (default: 1024)")
     add(
         "--disk",

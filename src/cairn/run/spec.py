@@ -9,7 +9,6 @@ is 127.0.0.1 unless given, so a VM is never reachable from the network by surpri
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,12 +42,6 @@ def normalise_format(name: str) -> str:
             f"unknown disk format {name!r}", hint=f"use one of: {', '.join(DISK_FORMATS)}, vhd"
         )
     return fmt
-
-
-def default_cpus() -> int:
-    """Two virtual CPUs when the host has them (LinuxKit gives one): containers start side
-    by side, which under TCG takes a boot from ~5.9 s to ~4.4 s to sshd."""
-    return min(2, len(os.sched_getaffinity(0)))
 
 
 @dataclass(frozen=True)
@@ -199,7 +192,7 @@ class MachineSpec:
 
     path: str
     boot: str | None = None  # forced boot type: "iso", "kernel" or "squashfs"; None = detect
-    cpus: int = field(default_factory=lambda: default_cpus())
+    cpus: int = 1
     memory_mib: int = 1024
     disks: tuple[DiskSpec, ...] = ()
     publish: tuple[PortForward, ...] = ()
