@@ -175,3 +175,19 @@ def test_a_qcow2_named_img_is_attached_as_qcow2(tmp_path: Path) -> None:
     raw = tmp_path / "other.img"
     raw.write_bytes(b"\0" * 4096)
     assert disk_format(raw) == "raw"
+
+
+def test_root_image_boots_with_the_stage1_initrd_beside_it(tmp_path: Path) -> None:
+    touch(tmp_path / "a-kernel", tmp_path / "a-erofs.img", tmp_path / "a-stage1.img")
+    target = detect(tmp_path / "a")
+    assert target.kind is BootKind.KERNEL_EROFS
+    assert target.image == tmp_path / "a-erofs.img"
+    assert target.initrd == tmp_path / "a-stage1.img"
+
+
+def test_cairn_rootfs_iso_is_a_kernel_iso_root(tmp_path: Path) -> None:
+    touch(tmp_path / "a-kernel", tmp_path / "a-rootfs.iso", tmp_path / "a-stage1.img")
+    target = detect(tmp_path / "a")
+    assert target.kind is BootKind.KERNEL_ISO
+    assert target.image == tmp_path / "a-rootfs.iso"
+    assert target.initrd == tmp_path / "a-stage1.img"

@@ -3,8 +3,10 @@
 Detection follows LinuxKit: an existing ``.iso`` file boots as a CD, any other existing
 file as disk 0, and a prefix with ``PREFIX-kernel`` boots that kernel with
 ``PREFIX-squashfs.img`` as its root disk if present, else with ``PREFIX-initrd.img``.
-Cairn adds ``PREFIX-erofs.img`` (kernel+erofs), ``PREFIX.iso`` next to a kernel
-(kernel+iso), unified kernel images (``.efi``, booted with UEFI), and a last look for the
+Cairn adds ``PREFIX-erofs.img`` (kernel+erofs), ``PREFIX-rootfs.iso`` or LinuxKit's
+``PREFIX.iso`` next to a kernel (kernel+iso), the stage-1 initrd ``PREFIX-stage1.img`` that
+Cairn writes beside those root images (it loads the drivers a distribution kernel keeps in
+modules), unified kernel images (``.efi``, booted with UEFI), and a last look for the
 single image file a build left at the prefix (``PREFIX-efi.iso``, ``PREFIX-bios.img``...).
 """
 
@@ -40,6 +42,7 @@ _IMAGE_SUFFIXES = (
     ".qcow2",
     "-efi.qcow2",
     ".vhd",
+    "-dynamic.vhd",
     ".vmdk",
     ".efi",
 )
@@ -141,20 +144,24 @@ def _kernel_target(prefix: Path, force: str | None) -> BootTarget | None:
     squashfs = _sibling(prefix, "-squashfs.img")
     erofs = _sibling(prefix, "-erofs.img")
     initrd = _sibling(prefix, "-initrd.img")
-    iso = _sibling(prefix, ".iso")
+    stage1 = _sibling(prefix, "-stage1.img")
     # LinuxKit prefers the squashfs root over an initrd when a prefix has both.
     choices: list[tuple[str, BootKind, Path]] = [
         ("squashfs", BootKind.KERNEL_SQUASHFS, squashfs),
         ("erofs", BootKind.KERNEL_EROFS, erofs),
         ("kernel", BootKind.KERNEL_INITRD, initrd),
-        ("iso", BootKind.KERNEL_ISO, iso),
+        ("iso", BootKind.KERNEL_ISO, _sibling(prefix, "-rootfs.iso")),
+        ("iso", BootKind.KERNEL_ISO, _sibling(prefix, ".iso")),
     ]
     for name, kind, path in choices:
         if force not in (None, name) or not path.is_file():
             continue
         if kind is BootKind.KERNEL_INITRD:
             return BootTarget(kind, prefix, kernel=kernel, initrd=path, cmdline=cmdline)
-        return BootTarget(kind, prefix, kernel=kernel, cmdline=cmdline, image=path)
+        return BootTarget(
+            kind, prefix, kernel=kernel, cmdline=cmdline, image=path,
+            initrd=stage1 if stage1.is_file() else None,
+        )  # fmt: skip
     return None
 
 
