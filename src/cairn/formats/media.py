@@ -120,8 +120,7 @@ class Workspace:
             raise UsageError(f"unknown format {fmt!r}", hint="formats: " + ", ".join(FORMATS))
         dest = self.tmp / f"out-{fmt.replace('+', '-')}"
         dest.mkdir(exist_ok=True)
-        with log.step(f"Writing {fmt}"):
-            spec.write(self, dest)
+        spec.write(self, dest)  # the build logs the step ("Writing FORMAT")
         staged = []
         optional = {t.format(name=self.boot.name) for t in spec.optional}
         for name in spec.files(self.boot.name):
