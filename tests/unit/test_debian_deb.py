@@ -146,7 +146,7 @@ def _member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> tarfile
     [
         (_member("./../../etc/cron.d/evil"), "unsafe member name './../../etc/cron.d/evil'"),
         (_member("/etc/shadow"), "unsafe member name '/etc/shadow'"),
-        (_member("./usr/x", tarfile.LNKTYPE, "../../etc/shadow"), "points at an unsafe name"),
+        (_member("./usr/x", tarfile.LNKTYPE, "../../etc/shadow"), "points outside the tree"),
     ],
 )
 def test_hostile_member_names_are_refused_naming_deb_and_member(

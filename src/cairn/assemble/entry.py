@@ -10,7 +10,8 @@ from __future__ import annotations
 import enum
 import io
 import posixpath
-from collections.abc import Iterator
+import tarfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -69,6 +70,25 @@ class Readable(Protocol):
 
 Item = tuple[Entry, Readable | None]
 
+COPY_CHUNK = 1 << 20
+
+
+def copy_data(data: Readable, write: Callable[[bytes], object], size: int, what: str) -> None:
+    """Stream exactly ``size`` bytes of ``data`` to ``write``, in large chunks.
+
+    A stream that ends early (a truncated layer, a file that shrank) is a CairnError
+    naming ``what``.
+    """
+    from cairn.errors import CairnError
+
+    remaining = size
+    while remaining:
+        chunk = data.read(min(remaining, COPY_CHUNK))
+        if not chunk:
+            raise CairnError(f"{what}: the data ended {remaining} bytes early")
+        write(chunk)
+        remaining -= len(chunk)
+
 
 def join(*parts: str) -> str:
     """Join relative path parts into a normalised entry path."""
@@ -93,6 +113,65 @@ def clean(name: str) -> str | None:
     if ".." in parts:
         return None
     return "/".join(parts)
+
+
+_TAR_KINDS = {
+    tarfile.REGTYPE: Kind.FILE,
+    tarfile.AREGTYPE: Kind.FILE,
+    tarfile.CONTTYPE: Kind.FILE,
+    tarfile.DIRTYPE: Kind.DIR,
+    tarfile.SYMTYPE: Kind.SYMLINK,
+    tarfile.LNKTYPE: Kind.HARDLINK,
+    tarfile.CHRTYPE: Kind.CHAR,
+    tarfile.BLKTYPE: Kind.BLOCK,
+    tarfile.FIFOTYPE: Kind.FIFO,
+}
+
+
+class UnsafeMember(ValueError):
+    """A tar member that cannot become an entry (its type, or a hard link outside)."""
+
+
+def from_tar(member: tarfile.TarInfo, path: str) -> Entry:
+    """The entry for a tar member whose name was already cleaned to ``path``.
+
+    Raises :class:`UnsafeMember` for an unsupported type or a hard link whose target is
+    absolute or has ``..``; callers add which archive it was.
+    """
+    kind = _TAR_KINDS.get(member.type)
+    if kind is None:
+        raise UnsafeMember(f"entry {member.name!r} has an unsupported type {member.type!r}")
+    link = ""
+    if kind is Kind.SYMLINK:
+        link = member.linkname
+    elif kind is Kind.HARDLINK:
+        target = clean(member.linkname)
+        if not target:
+            raise UnsafeMember(
+                f"hard link {member.name!r} points outside the tree ({member.linkname!r})"
+            )
+        link = target
+    xattrs = tuple(
+        sorted(
+            (key.removeprefix("SCHILY.xattr."), value.encode("utf-8", "surrogateescape"))
+            for key, value in member.pax_headers.items()
+            if key.startswith("SCHILY.xattr.")
+        )
+    )
+    device = kind in (Kind.CHAR, Kind.BLOCK)
+    return Entry(
+        path=path,
+        kind=kind,
+        mode=member.mode & 0o7777,
+        uid=member.uid,
+        gid=member.gid,
+        mtime=int(member.mtime),
+        size=member.size if kind is Kind.FILE else 0,
+        link=link,
+        devmajor=member.devmajor if device else 0,
+        devminor=member.devminor if device else 0,
+        xattrs=xattrs,
+    )
 
 
 def directory(path: str, mode: int = 0o755, **kw: object) -> Item:

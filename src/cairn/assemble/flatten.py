@@ -27,26 +27,13 @@ from dataclasses import dataclass, field
 from typing import IO
 
 from cairn import compress
-from cairn.assemble.entry import Entry, Item, Kind, clean, parents
+from cairn.assemble.entry import Entry, Item, Kind, UnsafeMember, clean, from_tar, parents
 from cairn.errors import CairnError
 
 LayerOpener = Callable[[], IO[bytes]]
 
 _WHITEOUT = ".wh."
 _OPAQUE = ".wh..wh..opq"
-
-_KINDS = {
-    tarfile.REGTYPE: Kind.FILE,
-    tarfile.AREGTYPE: Kind.FILE,
-    tarfile.CONTTYPE: Kind.FILE,
-    tarfile.DIRTYPE: Kind.DIR,
-    tarfile.SYMTYPE: Kind.SYMLINK,
-    tarfile.LNKTYPE: Kind.HARDLINK,
-    tarfile.CHRTYPE: Kind.CHAR,
-    tarfile.BLKTYPE: Kind.BLOCK,
-    tarfile.FIFOTYPE: Kind.FIFO,
-}
-
 
 # What a damaged layer raises from inside the decompressors and the tar reader.
 _READ_ERRORS: tuple[type[BaseException], ...] = (
@@ -119,40 +106,10 @@ class _Above:
 
 
 def _entry(member: tarfile.TarInfo, path: str, where: str) -> Entry:
-    kind = _KINDS.get(member.type)
-    if kind is None:
-        raise CairnError(f"{where}: entry {member.name!r} has an unsupported type {member.type!r}")
-    link = ""
-    if kind is Kind.SYMLINK:
-        link = member.linkname
-    elif kind is Kind.HARDLINK:
-        target = clean(member.linkname)
-        if not target:
-            raise CairnError(
-                f"{where}: hard link {member.name!r} points outside the image "
-                f"({member.linkname!r}); refusing the image"
-            )
-        link = target
-    xattrs = tuple(
-        sorted(
-            (key.removeprefix("SCHILY.xattr."), value.encode("utf-8", "surrogateescape"))
-            for key, value in member.pax_headers.items()
-            if key.startswith("SCHILY.xattr.")
-        )
-    )
-    return Entry(
-        path=path,
-        kind=kind,
-        mode=member.mode & 0o7777,
-        uid=member.uid,
-        gid=member.gid,
-        mtime=int(member.mtime),
-        size=member.size if kind is Kind.FILE else 0,
-        link=link,
-        devmajor=member.devmajor if kind in (Kind.CHAR, Kind.BLOCK) else 0,
-        devminor=member.devminor if kind in (Kind.CHAR, Kind.BLOCK) else 0,
-        xattrs=xattrs,
-    )
+    try:
+        return from_tar(member, path)
+    except UnsafeMember as exc:
+        raise CairnError(f"{where}: {exc}; refusing the image") from None
 
 
 def _members(layer: tarfile.TarFile, where: str) -> Iterator[tuple[tarfile.TarInfo, str]]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import stat
 from collections.abc import Iterable
 
-from cairn.assemble.entry import Entry, Item, Kind, Readable, relative_link
+from cairn.assemble.entry import Entry, Item, Kind, Readable, copy_data, relative_link
 from cairn.compress import Writer
 from cairn.errors import CairnError
 
@@ -29,7 +29,6 @@ _TYPE_BITS = {
     Kind.FIFO: stat.S_IFIFO,
 }
 _FIRST_INODE = 721
-_COPY_CHUNK = 1 << 20
 
 
 def _pad(n: int) -> bytes:
@@ -91,7 +90,7 @@ class CpioWriter:
         size = entry.size if data is not None else 0
         self._header(name, mode, entry, size, 2, identity)
         if data is not None:
-            _copy_exact(data, self._emit, size, entry.path)
+            copy_data(data, self._emit, size, entry.path)
             self._emit(_pad(size))
 
     def add(self, entry: Entry, data: Readable | None) -> None:
@@ -107,7 +106,7 @@ class CpioWriter:
             self._header(name, mode, entry, entry.size, 1)
             if data is None:
                 raise ValueError(f"no data for regular file {entry.path}")
-            _copy_exact(data, self._emit, entry.size, entry.path)
+            copy_data(data, self._emit, entry.size, entry.path)
             self._emit(_pad(entry.size))
         elif kind is Kind.SYMLINK:
             target = link.encode("utf-8", "surrogateescape")
@@ -141,14 +140,3 @@ def trailer() -> bytes:
 
     CpioWriter(_Sink()).finish()
     return bytes(buffer)
-
-
-def _copy_exact(data: Readable, emit: object, size: int, path: str) -> None:
-    remaining = size
-    write = emit  # a bound method; kept generic for speed
-    while remaining:
-        chunk = data.read(min(remaining, _COPY_CHUNK))
-        if not chunk:
-            raise CairnError(f"{path}: file data ended {remaining} bytes early")
-        write(chunk)  # type: ignore[operator]
-        remaining -= len(chunk)

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import IO
 
 from cairn import compress, log
-from cairn.assemble.entry import Entry, Kind, Readable, parents
+from cairn.assemble.entry import Entry, Kind, Readable, copy_data, parents
 from cairn.assemble.plan import Segment
 from cairn.assemble.sbom import FileRecord
 from cairn.errors import CairnError
@@ -131,12 +131,12 @@ class _Hashing:
         return chunk
 
 
-def _spool(data: _Hashing, size: int) -> IO[bytes]:
+def _spool(data: _Hashing, size: int, what: str) -> IO[bytes]:
     """Read a whole file (hashing it) so it can be written after deciding how."""
     spool: IO[bytes] = (
         io.BytesIO() if size <= _SPOOL_MAX else tempfile.TemporaryFile()  # noqa: SIM115
     )
-    _copy(data, spool.write, size)
+    copy_data(data, spool.write, size, what)
     spool.seek(0)
     return spool
 
@@ -240,14 +240,14 @@ class SegmentCache:
                         if name in ("kernel", "ucode.cpio"):
                             captured[name] = Path(tmp, name)
                             with captured[name].open("wb") as f:
-                                _copy(hashing, f.write, entry.size)
+                                copy_data(hashing, f.write, entry.size, entry.path)
                         else:
-                            _copy(hashing, lambda _: None, entry.size)
+                            copy_data(hashing, lambda _: None, entry.size, entry.path)
                     else:
                         if not tar and entry.path in links.members:
                             _break(archive, entry)
                         if entry.size >= SHARE_MIN:
-                            spool = _spool(hashing, entry.size)
+                            spool = _spool(hashing, entry.size, entry.path)
                             link = link_id(entry, hashing.sha256.hexdigest())
                             shared.append((link, entry.path))
                             target = links.first.get(link) or first.get(link)
@@ -338,16 +338,6 @@ def _initrd_drops(path: str) -> bool:
     # The initrd holds the root filesystem only: the kernel, its command line and the
     # microcode travel as separate files, and nothing else under boot/ is kept.
     return path.startswith("boot/")
-
-
-def _copy(data: Readable, write: object, size: int) -> None:
-    remaining = size
-    while remaining:
-        chunk = data.read(min(remaining, _COPY))
-        if not chunk:
-            raise OSError(f"file data ended {remaining} bytes early")
-        write(chunk)  # type: ignore[operator]
-        remaining -= len(chunk)
 
 
 def concatenate(parts: Iterable[Path], out: IO[bytes]) -> None:

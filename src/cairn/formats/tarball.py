@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from cairn.assemble.entry import Entry, Item, Kind, Readable
+from cairn.assemble.entry import Entry, Item, Kind, Readable, copy_data
 from cairn.compress import Writer
-from cairn.errors import CairnError
 
 _TYPEFLAG = {
     Kind.FILE: b"0",
@@ -25,7 +24,6 @@ _TYPEFLAG = {
     Kind.FIFO: b"6",
 }
 _BLOCK = 512
-_COPY_CHUNK = 1 << 20
 _END = b"\0" * (2 * _BLOCK)
 
 
@@ -142,13 +140,7 @@ class TarWriter:
         if entry.kind is Kind.FILE:
             if data is None:
                 raise ValueError(f"no data for regular file {entry.path}")
-            remaining = size
-            while remaining:
-                chunk = data.read(min(remaining, _COPY_CHUNK))
-                if not chunk:
-                    raise CairnError(f"{entry.path}: file data ended {remaining} bytes early")
-                self._emit(chunk)
-                remaining -= len(chunk)
+            copy_data(data, self._emit, size, entry.path)
             self._emit(b"\0" * (-size % _BLOCK))
 
     def add_all(self, items: Iterable[Item]) -> None:

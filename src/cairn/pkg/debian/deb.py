@@ -15,21 +15,13 @@ from pathlib import Path
 from typing import BinaryIO
 
 from cairn import compress
-from cairn.assemble.entry import Entry, Item, Kind, clean
+from cairn.assemble.entry import Entry, Item, Kind, UnsafeMember, clean, from_tar
 from cairn.errors import CairnError
 from cairn.pkg.debian import deb822
 
 _AR_MAGIC = b"!<arch>\n"
 _AR_HEADER = 60
 _COMPRESSION = {"": "none", ".gz": "gzip", ".xz": "xz", ".zst": "zstd", ".bz2": "bzip2"}
-_KIND = {
-    tarfile.DIRTYPE: Kind.DIR,
-    tarfile.SYMTYPE: Kind.SYMLINK,
-    tarfile.LNKTYPE: Kind.HARDLINK,
-    tarfile.CHRTYPE: Kind.CHAR,
-    tarfile.BLKTYPE: Kind.BLOCK,
-    tarfile.FIFOTYPE: Kind.FIFO,
-}
 
 
 @dataclass(frozen=True)
@@ -148,43 +140,10 @@ def _entry(info: tarfile.TarInfo, deb: Path) -> Entry | None:
         )
     if not path:
         return None
-    xattrs = tuple(
-        sorted(
-            (key.removeprefix("SCHILY.xattr."), value.encode("utf-8", "surrogateescape"))
-            for key, value in info.pax_headers.items()
-            if key.startswith("SCHILY.xattr.")
-        )
-    )
-    common = {
-        "mode": info.mode & 0o7777,
-        "uid": info.uid,
-        "gid": info.gid,
-        "mtime": int(info.mtime),
-        "xattrs": xattrs,
-    }
-    if info.isreg():
-        return Entry(path, Kind.FILE, size=info.size, **common)  # type: ignore[arg-type]
-    kind = _KIND.get(info.type)
-    if kind is None:
-        raise CairnError(f"{deb}: member {info.name!r} has an unsupported type {info.type!r}")
-    link = ""
-    if kind is Kind.SYMLINK:
-        link = info.linkname
-    elif kind is Kind.HARDLINK:
-        target = clean(info.linkname)
-        if not target:
-            raise CairnError(
-                f"{deb}: hard link {info.name!r} points at an unsafe name {info.linkname!r}"
-            )
-        link = target
-    return Entry(
-        path,
-        kind,
-        link=link,
-        devmajor=info.devmajor if kind in (Kind.CHAR, Kind.BLOCK) else 0,
-        devminor=info.devminor if kind in (Kind.CHAR, Kind.BLOCK) else 0,
-        **common,  # type: ignore[arg-type]
-    )
+    try:
+        return from_tar(info, path)
+    except UnsafeMember as exc:
+        raise CairnError(f"{deb}: {exc}") from None
 
 
 def control_fields(deb: Path) -> dict[str, str]:
