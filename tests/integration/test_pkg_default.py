@@ -16,16 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from cairn import guest
 from cairn.formats import elf
 from cairn.oci.store import Store
-from cairn.pkg import debian
 from cairn.pkg.build import Options, Result, build
 from cairn.pkg.image import CONFIG_LABEL, PACKAGES_LABEL
 from cairn.pkg.spec import load
+from tests.fixtures import machines
 
 pytestmark = pytest.mark.network
 
@@ -51,20 +50,10 @@ class Built:
 
 @pytest.fixture(scope="session")
 def packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Built]:
-    if not debian.DEFAULT_KEYRING.exists():
-        pytest.skip("debian-archive-keyring is not installed")
-    try:
-        response = httpx.head(f"{MIRROR}/dists/bookworm/InRelease", timeout=10)
-    except httpx.HTTPError as exc:
-        pytest.skip(f"the Debian mirror {MIRROR} is unreachable: {exc}")
-    if response.status_code != 200:
-        pytest.skip(f"the Debian mirror {MIRROR} answered HTTP {response.status_code}")
-    cache = tmp_path_factory.mktemp("pkg-cache")
-    directories = sorted(p.parent for p in PKG.glob("*/build.yml"))
-    options = Options(cache=cache, debian_cache=ASSETS / "debian", platforms=("linux/amd64",))
-    store = Store(cache)
+    # The session's one build of pkg/ (shared with the end-to-end tests).
+    store = Store(machines.default_packages(tmp_path_factory))
     built = {}
-    for result in build(directories, options):
+    for result in machines.package_results(tmp_path_factory):
         image = store.image(result.name, "linux/amd64")
         raw = gzip.decompress(store.blob_path(image.layers[0].digest).read_bytes())
         files: dict[str, tarfile.TarInfo] = {}
