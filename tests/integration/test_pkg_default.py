@@ -9,7 +9,6 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import os
 import tarfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,7 +30,6 @@ pytestmark = pytest.mark.network
 ROOT = Path(__file__).resolve().parents[2]
 PKG = ROOT / "pkg"
 ASSETS = ROOT / "tests" / ".assets"
-MIRROR = os.environ.get("CAIRN_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 
 
 @dataclass
