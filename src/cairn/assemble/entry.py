@@ -174,20 +174,34 @@ def from_tar(member: tarfile.TarInfo, path: str) -> Entry:
     )
 
 
-def directory(path: str, mode: int = 0o755, **kw: object) -> Item:
+def directory(
+    path: str, mode: int = 0o755, *, uid: int = 0, gid: int = 0, mtime: int = DEFAULT_MTIME,
+    source: str = "", location: str = "",
+) -> Item:  # fmt: skip
     """A generated directory entry."""
-    return Entry(path, Kind.DIR, mode, **kw), None  # type: ignore[arg-type]
+    entry = Entry(path, Kind.DIR, mode, uid=uid, gid=gid, mtime=mtime, source=source,
+                  location=location)  # fmt: skip
+    return entry, None
 
 
-def regular(path: str, content: bytes, mode: int = 0o644, **kw: object) -> Item:
+def regular(
+    path: str, content: bytes, mode: int = 0o644, *, uid: int = 0, gid: int = 0,
+    mtime: int = DEFAULT_MTIME, source: str = "", location: str = "",
+) -> Item:  # fmt: skip
     """A generated regular file with in-memory content (small files only)."""
-    entry = Entry(path, Kind.FILE, mode, size=len(content), **kw)  # type: ignore[arg-type]
+    entry = Entry(path, Kind.FILE, mode, uid=uid, gid=gid, mtime=mtime, size=len(content),
+                  source=source, location=location)  # fmt: skip
     return entry, io.BytesIO(content)
 
 
-def symlink(path: str, target: str, mode: int = 0o777, **kw: object) -> Item:
+def symlink(
+    path: str, target: str, mode: int = 0o777, *, uid: int = 0, gid: int = 0,
+    mtime: int = DEFAULT_MTIME, source: str = "", location: str = "",
+) -> Item:  # fmt: skip
     """A generated symbolic link."""
-    return Entry(path, Kind.SYMLINK, mode, link=target, **kw), None  # type: ignore[arg-type]
+    entry = Entry(path, Kind.SYMLINK, mode, uid=uid, gid=gid, mtime=mtime, link=target,
+                  source=source, location=location)  # fmt: skip
+    return entry, None
 
 
 def relative_link(path: str, target: str) -> str:

@@ -16,8 +16,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import IO, Protocol
 
-from cairn.assemble.entry import DEFAULT_MTIME, Entry, Item, Kind, parents
-from cairn.assemble.flatten import flatten
+from cairn.assemble.entry import DEFAULT_MTIME, Entry, Item, Kind, Readable, parents
+from cairn.assemble.flatten import LayerOpener, flatten
 
 HOSTS = (
     b"127.0.0.1       localhost\n"
@@ -65,7 +65,7 @@ def image_items(image: LayeredImage, store: BlobSource) -> Iterator[Item]:
     return flatten(openers, image.name)
 
 
-def _opener(store: BlobSource, digest: str):  # type: ignore[no-untyped-def]
+def _opener(store: BlobSource, digest: str) -> LayerOpener:
     return lambda: store.open_blob(digest)
 
 
@@ -86,7 +86,7 @@ def placed(
     seen: dict[str, Kind] = {}
     symlinks: set[str] = set()
 
-    def out(entry: Entry, data: IO[bytes] | io.BytesIO | None) -> Item:
+    def out(entry: Entry, data: Readable | None) -> Item:
         seen[entry.path] = entry.kind
         if entry.kind is Kind.SYMLINK:
             symlinks.add(entry.path)
@@ -101,7 +101,7 @@ def placed(
         elif path == "etc/resolv.conf" and entry.kind in (Kind.FILE, Kind.SYMLINK):
             yield out(*_resolv_conf(entry, resolv_symlink))
         else:
-            yield out(entry, data)  # type: ignore[arg-type]
+            yield out(entry, data)
 
     for path, kind, content in _TOUCH:
         if path in seen or any(

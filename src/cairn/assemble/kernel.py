@@ -14,7 +14,7 @@ from dataclasses import replace
 from functools import partial
 from typing import cast
 
-from cairn.assemble.entry import Entry, Item, Kind
+from cairn.assemble.entry import Entry, Item, Kind, Readable
 from cairn.assemble.flatten import LayerOpener, flatten
 from cairn.config.model import Kernel
 from cairn.errors import CairnError
@@ -83,11 +83,11 @@ _RESERVED = frozenset({"boot/kernel", "boot/cmdline", "boot/ucode.cpio"})
 class _Borrowed:
     """A stream that a nested reader may 'close' without closing the outer one."""
 
-    def __init__(self, stream: object) -> None:
+    def __init__(self, stream: Readable) -> None:
         self._stream = stream
 
     def read(self, size: int = -1, /) -> bytes:
-        return self._stream.read(size)  # type: ignore[attr-defined, no-any-return]
+        return self._stream.read(size)
 
     def close(self) -> None:
         pass
