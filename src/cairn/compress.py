@@ -217,6 +217,21 @@ class _Prefixed:
         self.close()
 
 
+def read_errors() -> tuple[type[BaseException], ...]:
+    """What reading a damaged (compressed) archive raises: each decompression library has
+    its own exception, and tarfile has its own."""
+    import lzma
+    import tarfile
+    import zlib
+
+    import zstandard
+    from isal import isal_zlib
+
+    isal_error = cast(type[BaseException], isal_zlib.error)  # typed as an instance in its stubs
+    return (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError,
+            zstandard.ZstdError, isal_error)  # fmt: skip
+
+
 def _gzip_reader(stream: IO[bytes]) -> IO[bytes]:
     from isal import igzip
 

@@ -360,3 +360,32 @@ def test_volumes_are_laid_out_and_readonly_ones_have_no_tmp(
     } <= set(names)
     assert "containers/volumes/ro/lower/bin/busybox" in names
     assert "containers/volumes/ro/tmp" not in names
+
+
+def test_a_layer_damaged_in_the_cache_is_refused_not_read_short(
+    tmp_path: Path, images: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Blobs are verified when pulled; one changed on disk afterwards (bit rot, tampering)
+    must not turn into a silently shorter image: every layer is re-hashed as it is read."""
+    from cairn.oci.store import Store
+
+    config = write_yaml(tmp_path, images)
+    cache = tmp_path / "c"
+    assert (
+        main(["build", "-q", "--cache", str(cache), "--dir", str(tmp_path / "o1"), str(config)])
+        == 0
+    )
+    store = Store(cache)
+    init = store.image(images["init"])
+    blob = store.blob_path(init.layers[0].digest)
+    damaged = bytearray(blob.read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF
+    blob.chmod(0o644)
+    blob.write_bytes(bytes(damaged))
+    capsys.readouterr()
+    status = main(["build", "-q", "--no-segment-cache", "--cache", str(cache), "--dir",
+                   str(tmp_path / "o2"), str(config)])  # fmt: skip
+    assert status == 1
+    err = capsys.readouterr().err
+    assert images["init"] in err and ("damaged" in err or "not a valid tar" in err)
+    assert not (tmp_path / "o2").exists() or not any((tmp_path / "o2").iterdir())

@@ -18,9 +18,7 @@ image is refused with an error naming the image and the entry.
 
 from __future__ import annotations
 
-import lzma
 import tarfile
-import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -35,24 +33,13 @@ LayerOpener = Callable[[], IO[bytes]]
 _WHITEOUT = ".wh."
 _OPAQUE = ".wh..wh..opq"
 
-# What a damaged layer raises from inside the decompressors and the tar reader.
-_READ_ERRORS: tuple[type[BaseException], ...] = (
-    tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError,
-)  # fmt: skip
-
-
-def _read_errors() -> tuple[type[BaseException], ...]:
-    import zstandard
-
-    return (*_READ_ERRORS, zstandard.ZstdError)
-
 
 @contextmanager
 def reading(where: str) -> Iterator[None]:
     """Turn a damaged archive's low-level exceptions into one clear error naming it."""
     try:
         yield
-    except _read_errors() as exc:
+    except compress.read_errors() as exc:
         raise CairnError(f"{where}: the layer is not a valid tar archive: {exc}") from exc
 
 
@@ -154,6 +141,12 @@ def _opened(stream: IO[bytes], where: str) -> Iterator[tarfile.TarFile]:
         layer = open_layer(stream)
     with layer:
         yield layer
+        # A tar may end before its blob does (end-of-archive blocks, or a damaged header
+        # that tarfile takes for the end): read the rest, so that the stream's own checks
+        # (a cached blob's digest) see every byte and a damaged layer cannot pass as short.
+        with reading(where):
+            while stream.read(1 << 20):
+                pass
 
 
 class _Guard:

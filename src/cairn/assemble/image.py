@@ -11,13 +11,15 @@ are added when the image lacks them. Unlike LinuxKit, Cairn adds each only when 
 
 from __future__ import annotations
 
+import hashlib
 import io
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
-from typing import IO, Protocol
+from typing import IO, Protocol, cast
 
 from cairn.assemble.entry import DEFAULT_MTIME, Entry, Item, Kind, Readable, parents
 from cairn.assemble.flatten import LayerOpener, flatten
+from cairn.errors import CairnError
 
 HOSTS = (
     b"127.0.0.1       localhost\n"
@@ -60,13 +62,54 @@ class _Layer(Protocol):
 
 
 def image_items(image: LayeredImage, store: BlobSource) -> Iterator[Item]:
-    """The flattened tree of ``image``, layers read from ``store``."""
-    openers = [_opener(store, layer.digest) for layer in image.layers]
+    """The flattened tree of ``image``, layers read from ``store`` and checked against
+    their digests as they are read (the cache may have been damaged since the pull)."""
+    openers = [_opener(store, layer.digest, image.name) for layer in image.layers]
     return flatten(openers, image.name)
 
 
-def _opener(store: BlobSource, digest: str) -> LayerOpener:
-    return lambda: store.open_blob(digest)
+def _opener(store: BlobSource, digest: str, image: str) -> LayerOpener:
+    return lambda: cast(IO[bytes], _Verifying(store.open_blob(digest), digest, image))
+
+
+class _Verifying:
+    """A blob stream that hashes what is read and, at its end, compares with the digest."""
+
+    def __init__(self, stream: IO[bytes], digest: str, image: str) -> None:
+        algorithm, _, self._expected = digest.partition(":")
+        self._hash = hashlib.new(algorithm)
+        self._stream = stream
+        self._digest = digest
+        self._image = image
+
+    def read(self, size: int = -1, /) -> bytes:
+        chunk = self._stream.read(size)
+        if chunk:
+            self._hash.update(chunk)
+        elif self._hash.hexdigest() != self._expected:
+            raise CairnError(
+                f"{self._image}: layer {self._digest} in the cache is damaged (its content "
+                "no longer matches its digest)",
+                hint="run: cairn cache verify --fix, then build again (the image is pulled anew)",
+            )
+        return chunk
+
+    def readinto(self, buffer: bytearray | memoryview, /) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def __enter__(self) -> _Verifying:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def placed(

@@ -76,7 +76,7 @@ def import_archive(store: Store, stream: BinaryIO, *, name: str | None = None) -
         with tarfile.open(fileobj=compress.reader(stream), mode="r|") as tar:
             for member in tar:
                 _read_member(store, tar, member, contents)
-    except (tarfile.TarError, OSError, EOFError) as exc:
+    except compress.read_errors() as exc:
         raise CairnError(f"cannot read the archive: {exc}") from exc
     if "index.json" in contents.small:
         return _import_oci(store, contents, name)

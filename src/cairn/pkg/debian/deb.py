@@ -125,7 +125,7 @@ def data_entries(deb: Path) -> Iterator[Item]:
                     continue
                 data = tar.extractfile(info) if entry.kind is Kind.FILE else None
                 yield entry, data
-        except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
+        except compress.read_errors() as exc:
             raise CairnError(f"{deb}: {member.name} is corrupt: {exc}") from exc
         finally:
             tar.close()
@@ -160,7 +160,7 @@ def control_fields(deb: Path) -> dict[str, str]:
                     break
             else:
                 raise CairnError(f"{deb}: {member.name} has no control file")
-        except (tarfile.TarError, EOFError, OSError) as exc:
+        except compress.read_errors() as exc:
             raise CairnError(f"{deb}: {member.name} is corrupt: {exc}") from exc
         finally:
             tar.close()
