@@ -183,21 +183,23 @@ def reader(stream: IO[bytes], method: str | None = None) -> IO[bytes]:
     return opener(stream)
 
 
-class _Prefixed:
-    """A stream with bytes already read from its start put back in front."""
+class _Source(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
 
-    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
-        self._head = head
-        self._rest = rest
+
+class StreamWrapper:
+    """Base for read-only wrappers around another stream.
+
+    Subclasses change ``read``; this gives them the rest of what stream readers (tarfile,
+    gzip, zstd) expect. ``owns`` says whether closing the wrapper closes what it wraps.
+    """
+
+    def __init__(self, inner: _Source, *, owns: bool = True) -> None:
+        self._inner = inner
+        self._owns = owns
 
     def read(self, size: int = -1, /) -> bytes:
-        if not self._head:
-            return self._rest.read(size)
-        if size < 0:
-            data, self._head = self._head + self._rest.read(), b""
-            return data
-        data, self._head = self._head[:size], self._head[size:]
-        return data if len(data) == size else data + self._rest.read(size - len(data))
+        return self._inner.read(size)
 
     def readinto(self, buffer: bytearray | memoryview, /) -> int:
         data = self.read(len(buffer))
@@ -208,13 +210,31 @@ class _Prefixed:
         return True
 
     def close(self) -> None:
-        self._rest.close()
+        if self._owns:
+            cast(IO[bytes], self._inner).close()
 
-    def __enter__(self) -> _Prefixed:
+    def __enter__(self) -> StreamWrapper:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _Prefixed(StreamWrapper):
+    """A stream with bytes already read from its start put back in front."""
+
+    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
+        super().__init__(rest)
+        self._head = head
+
+    def read(self, size: int = -1, /) -> bytes:
+        if not self._head:
+            return self._inner.read(size)
+        if size < 0:
+            data, self._head = self._head + self._inner.read(), b""
+            return data
+        data, self._head = self._head[:size], self._head[size:]
+        return data if len(data) == size else data + self._inner.read(size - len(data))
 
 
 def read_errors() -> tuple[type[BaseException], ...]:

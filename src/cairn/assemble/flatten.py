@@ -43,22 +43,16 @@ def reading(where: str) -> Iterator[None]:
         raise CairnError(f"{where}: the layer is not a valid tar archive: {exc}") from exc
 
 
-class _Data:
-    """A file's data stream whose read errors name the image and entry."""
+class _Data(compress.StreamWrapper):
+    """A file's data stream (inside the layer's) whose read errors name the image and entry."""
 
     def __init__(self, stream: IO[bytes], where: str) -> None:
-        self._stream = stream
+        super().__init__(stream, owns=False)
         self._where = where
 
     def read(self, size: int = -1, /) -> bytes:
         with reading(self._where):
-            return self._stream.read(size)
-
-    def __enter__(self) -> _Data:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pass
+            return self._inner.read(size)
 
 
 def open_layer(stream: IO[bytes]) -> tarfile.TarFile:

@@ -19,6 +19,7 @@ from typing import IO, Protocol, cast
 
 from cairn.assemble.entry import DEFAULT_MTIME, Entry, Item, Kind, Readable, parents
 from cairn.assemble.flatten import LayerOpener, flatten
+from cairn.compress import StreamWrapper
 from cairn.errors import CairnError
 
 HOSTS = (
@@ -72,18 +73,18 @@ def _opener(store: BlobSource, digest: str, image: str) -> LayerOpener:
     return lambda: cast(IO[bytes], _Verifying(store.open_blob(digest), digest, image))
 
 
-class _Verifying:
+class _Verifying(StreamWrapper):
     """A blob stream that hashes what is read and, at its end, compares with the digest."""
 
     def __init__(self, stream: IO[bytes], digest: str, image: str) -> None:
+        super().__init__(stream)
         algorithm, _, self._expected = digest.partition(":")
         self._hash = hashlib.new(algorithm)
-        self._stream = stream
         self._digest = digest
         self._image = image
 
     def read(self, size: int = -1, /) -> bytes:
-        chunk = self._stream.read(size)
+        chunk = self._inner.read(size)
         if chunk:
             self._hash.update(chunk)
         elif self._hash.hexdigest() != self._expected:
@@ -93,23 +94,6 @@ class _Verifying:
                 hint="run: cairn cache verify --fix, then build again (the image is pulled anew)",
             )
         return chunk
-
-    def readinto(self, buffer: bytearray | memoryview, /) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def readable(self) -> bool:
-        return True
-
-    def close(self) -> None:
-        self._stream.close()
-
-    def __enter__(self) -> _Verifying:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def placed(

@@ -14,8 +14,9 @@ from dataclasses import replace
 from functools import partial
 from typing import cast
 
-from cairn.assemble.entry import Entry, Item, Kind, Readable
+from cairn.assemble.entry import Entry, Item, Kind
 from cairn.assemble.flatten import LayerOpener, flatten
+from cairn.compress import StreamWrapper
 from cairn.config.model import Kernel
 from cairn.errors import CairnError
 
@@ -52,9 +53,9 @@ def kernel_items(
         elif kernel.tar and entry.path == kernel.tar and entry.kind is Kind.FILE:
             found_tar = True
             assert data is not None
-            modules = flatten(
-                [cast(LayerOpener, partial(_Borrowed, data))], f"{image_name}: {kernel.tar}"
-            )
+            # A nested reader may close the member's stream; the outer layer stays open.
+            member = cast(LayerOpener, partial(StreamWrapper, data, owns=False))
+            modules = flatten([member], f"{image_name}: {kernel.tar}")
             for inner, inner_data in modules:
                 if inner.path == "boot":
                     yield from boot_dir()
@@ -78,22 +79,3 @@ def kernel_items(
 
 # The kernel section's own files, which the modules tarball may not replace.
 _RESERVED = frozenset({"boot/kernel", "boot/cmdline", "boot/ucode.cpio"})
-
-
-class _Borrowed:
-    """A stream that a nested reader may 'close' without closing the outer one."""
-
-    def __init__(self, stream: Readable) -> None:
-        self._stream = stream
-
-    def read(self, size: int = -1, /) -> bytes:
-        return self._stream.read(size)
-
-    def close(self) -> None:
-        pass
-
-    def __enter__(self) -> _Borrowed:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pass
