@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import tarfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,7 +14,16 @@ import pytest
 
 from cairn.cli import main
 from tests.fixtures import initrd
-from tests.fixtures.images import File, Hardlink, Symlink, make_image, tar_bytes
+from tests.fixtures.images import (
+    File,
+    Hardlink,
+    Symlink,
+    layer,
+    make_image,
+    pax_tar,
+    sparse_tar,
+    tar_bytes,
+)
 from tests.fixtures.registry import Registry
 
 KERNEL_TAR = {
@@ -267,6 +278,45 @@ def test_hostile_layer_in_a_service_is_refused_and_nothing_written(
     assert status == 1
     err = capsys.readouterr().err
     assert "test/evil" in err and "passes through the symlink 'etc'" in err
+    assert not out.exists() or not any(out.iterdir())
+
+
+def _sparse_injection() -> bytes:
+    """A service layer whose one file is 4 GiB and 71 bytes: a hole, then a newc entry.
+    A writer that masked the size to 32 bits would write 71 bytes as the file and leave
+    the rest for the kernel to read as entries, placing etc/injected at the root."""
+    payload = b"injected\n"
+    name = b"etc/injected\0"
+    header = b"070701" + b"".join(
+        b"%08X" % f for f in (9, 0o100644, 0, 0, 1, 0, len(payload), 3, 1, 0, 0, len(name), 0)
+    )
+    entry = header + name + b"\0" * (-(110 + len(name)) % 4) + payload
+    return sparse_tar("usr/big", (1 << 32) + 71, entry)
+
+
+@pytest.mark.parametrize(
+    ("layer_tar", "message"),
+    [
+        (_sparse_injection(), r"size of 4294967367 bytes cannot be written to an initramfs"),
+        (pax_tar("etc/owned", b"x", {"uid": str(1 << 40)}), "invalid uid 1099511627776"),
+        (pax_tar("etc/passwd\0.txt", b"x", {"path": "etc/passwd\0.txt"}), "NUL byte"),
+        (pax_tar("TRAILER!!!"), "end marker"),
+    ],
+    ids=["4GiB-sparse", "uid-2^40", "nul-in-name", "trailer-name"],
+)
+def test_entries_that_do_not_fit_a_header_are_refused_before_any_output(
+    build: Build, registry: Registry, capsys: pytest.CaptureFixture[str], layer_tar: bytes,
+    message: str,
+) -> None:  # fmt: skip
+    evil = make_image(layers=[{"usr/": None}, layer(layer_tar)], entrypoint=["/x"])
+    ref = evil.push(registry, "test/fields:1")
+    started = time.monotonic()
+    status, out = build(extra=f"onshutdown:\n  - name: evil\n    image: {ref}\n")
+    assert status == 1
+    assert time.monotonic() - started < 30  # refused from the header: no 4 GiB was read
+    err = capsys.readouterr().err
+    assert re.search(message, err), err
+    assert "test/fields:1" in err and "layer 2" in err
     assert not out.exists() or not any(out.iterdir())
 
 

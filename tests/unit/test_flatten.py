@@ -13,6 +13,7 @@ import pytest
 from cairn.assemble.entry import Kind
 from cairn.assemble.flatten import flatten
 from cairn.errors import CairnError
+from tests.fixtures.images import pax_tar
 
 Member = tuple[str, str, bytes | str]  # (name, type, content or link target)
 
@@ -150,3 +151,33 @@ def test_uncompressed_layer_is_read() -> None:
 def test_garbage_layer_is_a_clear_error() -> None:
     with pytest.raises(CairnError, match="not a valid tar"):
         list(flatten([lambda: io.BytesIO(b"\x1f\x8b" + b"garbage" * 100)], "bad"))
+
+
+@pytest.mark.parametrize(
+    ("records", "message"),
+    [
+        ({"path": "etc/passwd\0.txt"}, "NUL byte"),
+        ({"linkpath": "x\0y"}, "NUL byte"),
+        ({"path": "TRAILER!!!"}, "end marker"),
+        ({"path": "./TRAILER!!!"}, "end marker"),
+        ({"uid": str(1 << 40)}, "invalid uid 1099511627776"),
+        ({"gid": "-3"}, "invalid gid -3"),
+        ({"mtime": "nan"}, "invalid modification time nan"),
+        ({"mtime": "inf"}, "invalid modification time inf"),
+        ({"mtime": "-inf"}, "invalid modification time -inf"),
+    ],
+)
+def test_hostile_pax_records_are_refused_naming_image_and_layer(
+    records: dict[str, str], message: str
+) -> None:
+    blob = pax_tar("a", b"x", records)
+    with pytest.raises(CairnError, match=message) as err:
+        list(flatten([layer(), lambda: io.BytesIO(blob)], "evil:1"))
+    assert "evil:1 (layer 2)" in str(err.value)
+
+
+def test_entries_remember_their_layer() -> None:
+    found = {
+        e.path: e.layer for e, _ in flatten([layer(("a", "f", "1")), layer(("b", "f", "2"))], "i")
+    }
+    assert found == {"a": 1, "b": 2}

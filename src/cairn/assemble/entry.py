@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import io
+import math
 import posixpath
 import tarfile
 from collections.abc import Callable, Iterator
@@ -53,6 +54,15 @@ class Entry:
     xattrs: tuple[tuple[str, bytes], ...] = field(default=())
     source: str = ""
     location: str = ""
+    layer: int = 0  # 1-based layer of ``source`` it came from; 0 when generated
+
+    def describe(self) -> str:
+        """The entry as errors name it: path, image, section and layer, as far as known."""
+        where = ", ".join(
+            part for part in (self.location, f"layer {self.layer}" if self.layer else "") if part
+        )
+        origin = f" of {self.source}" if self.source else ""
+        return f"entry {self.path!r}{origin}" + (f" ({where})" if where else "")
 
     def moved(self, prefix: str) -> Entry:
         """The same entry placed under ``prefix`` (hard-link targets move with it)."""
@@ -129,15 +139,48 @@ _TAR_KINDS = {
 
 
 class UnsafeMember(ValueError):
-    """A tar member that cannot become an entry (its type, or a hard link outside)."""
+    """A tar member that cannot become an entry (its type, a field no Linux filesystem or
+    output header can hold, or a hard link outside)."""
 
 
-def from_tar(member: tarfile.TarInfo, path: str) -> Entry:
-    """The entry for a tar member whose name was already cleaned to ``path``.
+# What any entry must satisfy, whatever it is written to: Linux's own limits. Each output
+# format checks its narrower header fields again (:class:`Limits`).
+MAX_ID = 0xFFFFFFFF  # uid_t and gid_t are 32 bits
+MAX_MAJOR = 0xFFF  # dev_t: 12 bits of major and 20 of minor (MKDEV)
+MAX_MINOR = 0xFFFFF
+PATH_MAX = 4096  # with its NUL: the kernel skips longer names and symlink targets
 
-    Raises :class:`UnsafeMember` for an unsupported type or a hard link whose target is
-    absolute or has ``..``; callers add which archive it was.
+
+def _check_member(member: tarfile.TarInfo) -> None:
+    name = member.name
+    if "\0" in name or "\0" in member.linkname:
+        raise UnsafeMember(f"entry {name!r} has a NUL byte in its name or link target")
+    if clean(name) == "TRAILER!!!":
+        raise UnsafeMember(f"entry {name!r} is named like the initramfs end marker")
+    if not isinstance(member.size, int) or member.size < 0:
+        raise UnsafeMember(f"entry {name!r} has an invalid size {member.size!r}")
+    mtime = member.mtime
+    if not isinstance(mtime, int | float) or not math.isfinite(mtime):
+        raise UnsafeMember(f"entry {name!r} has an invalid modification time {mtime!r}")
+    for label, value, limit in (
+        ("uid", member.uid, MAX_ID),
+        ("gid", member.gid, MAX_ID),
+        ("device major", member.devmajor, MAX_MAJOR),
+        ("device minor", member.devminor, MAX_MINOR),
+    ):
+        if not isinstance(value, int) or not 0 <= value <= limit:
+            raise UnsafeMember(f"entry {name!r} has an invalid {label} {value!r} (0 to {limit})")
+
+
+def from_tar(member: tarfile.TarInfo, path: str, *, layer: int = 0) -> Entry:
+    """The entry for a tar member whose name was already cleaned to ``path`` (of the
+    1-based ``layer`` of an image, 0 for other archives).
+
+    Raises :class:`UnsafeMember` for an unsupported type, a field outside Linux's limits,
+    a name with a NUL byte or a hard link whose target is absolute or has ``..``; callers
+    add which archive it was.
     """
+    _check_member(member)
     kind = _TAR_KINDS.get(member.type)
     if kind is None:
         raise UnsafeMember(f"entry {member.name!r} has an unsupported type {member.type!r}")
@@ -165,13 +208,54 @@ def from_tar(member: tarfile.TarInfo, path: str) -> Entry:
         mode=member.mode & 0o7777,
         uid=member.uid,
         gid=member.gid,
-        mtime=int(member.mtime),
+        mtime=math.floor(member.mtime),
         size=member.size if kind is Kind.FILE else 0,
         link=link,
         devmajor=member.devmajor if device else 0,
         devminor=member.devminor if device else 0,
         xattrs=xattrs,
+        layer=layer,
     )
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The largest values an output format's entry headers hold; :func:`check_fits`
+    refuses an entry that would not fit instead of letting a field wrap around (a size
+    masked to 32 bits would let a file's data be read as new entries)."""
+
+    format: str  # for errors: "an initramfs (newc cpio)"
+    size: int
+    ids: int = MAX_ID
+    mtime: int = 0xFFFFFFFF
+    name: int = PATH_MAX - 1  # bytes, without a terminating NUL
+    link: int = PATH_MAX - 1
+
+
+def check_fits(entry: Entry, limits: Limits) -> None:
+    """Refuse ``entry`` (naming it, its image and layer) if a field exceeds ``limits``."""
+    from cairn.errors import CairnError
+
+    name = entry.path.encode("utf-8", "surrogateescape")
+    link = entry.link.encode("utf-8", "surrogateescape")
+    problems = [
+        f"its size of {entry.size} bytes" if entry.size > limits.size else "",
+        f"its uid {entry.uid}" if not 0 <= entry.uid <= limits.ids else "",
+        f"its gid {entry.gid}" if not 0 <= entry.gid <= limits.ids else "",
+        f"its modification time {entry.mtime}" if not 0 <= entry.mtime <= limits.mtime else "",
+        f"its device {entry.devmajor}:{entry.devminor}"
+        if entry.devmajor > MAX_MAJOR or entry.devminor > MAX_MINOR or
+        min(entry.devmajor, entry.devminor) < 0 else "",
+        f"its {len(name)}-byte name" if len(name) > limits.name else "",
+        f"its {len(link)}-byte link target" if len(link) > limits.link else "",
+        "the NUL byte in its name" if b"\0" in name or b"\0" in link else "",
+    ]  # fmt: skip
+    found = [p for p in problems if p]
+    if found:
+        raise CairnError(
+            f"{entry.describe()}: {' and '.join(found)} cannot be written to "
+            f"{limits.format}; refusing the build"
+        )
 
 
 def directory(

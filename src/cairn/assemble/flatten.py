@@ -86,9 +86,9 @@ class _Above:
         return False
 
 
-def _entry(member: tarfile.TarInfo, path: str, where: str) -> Entry:
+def _entry(member: tarfile.TarInfo, path: str, where: str, index: int) -> Entry:
     try:
-        return from_tar(member, path)
+        return from_tar(member, path, layer=index + 1)
     except UnsafeMember as exc:
         raise CairnError(f"{where}: {exc}; refusing the image") from None
 
@@ -122,7 +122,7 @@ def _scan(opener: LayerOpener, index: int, above: _Above, where: str) -> None:
                 above.whiteout[target] = index
             elif path:
                 above.present[path] = index
-                entry = _entry(member, path, where)
+                entry = _entry(member, path, where, index)
                 if entry.kind is Kind.DIR:
                     above.top_dir.setdefault(path, (index, entry))
                 else:
@@ -194,7 +194,7 @@ def flatten(layers: Sequence[LayerOpener], where: str) -> Iterator[Item]:
                 base = path.rsplit("/", 1)[-1]
                 if base.startswith(_WHITEOUT):
                     continue
-                entry = _entry(member, path, layer_where)
+                entry = _entry(member, path, layer_where, index)
                 if above.killed(path, entry.kind, index):
                     continue
                 if entry.kind is Kind.DIR:
@@ -235,7 +235,7 @@ def _missing_parents(entry: Entry, guard: _Guard) -> Iterator[Item]:
     # cannot create parents on its own, so a plain directory stands in until the real one.
     for ancestor in parents(entry.path):
         if ancestor not in guard.emitted:
-            placeholder = Entry(ancestor, Kind.DIR, 0o755, mtime=entry.mtime)
+            placeholder = Entry(ancestor, Kind.DIR, 0o755, mtime=entry.mtime, layer=entry.layer)
             guard.record(placeholder)
             guard.placeholders.add(ancestor)
             yield placeholder, None

@@ -9,14 +9,29 @@ first occurrence carries the data, and later ones are empty links to it.
 
 As in LinuxKit, other inode numbers count from 721 with device 3:1, and the hard links of
 image layers become relative symlinks (their targets need not be shared files).
+
+Every header field is 32 bits. An entry whose size, ids, time, device or name does not fit
+exactly is refused (:data:`LIMITS`): a size masked to 32 bits would make the kernel read the
+rest of the file's data as entries of their own, and a name called ``TRAILER!!!`` would end
+the unpacking there.
 """
 
 from __future__ import annotations
 
 import stat
 from collections.abc import Iterable
+from dataclasses import replace
 
-from cairn.assemble.entry import Entry, Item, Kind, Readable, copy_data, relative_link
+from cairn.assemble.entry import (
+    Entry,
+    Item,
+    Kind,
+    Limits,
+    Readable,
+    check_fits,
+    copy_data,
+    relative_link,
+)
 from cairn.compress import Writer
 from cairn.errors import CairnError
 
@@ -29,6 +44,9 @@ _TYPE_BITS = {
     Kind.FIFO: stat.S_IFIFO,
 }
 _FIRST_INODE = 721
+_FIELD_MAX = 0xFFFFFFFF
+_TRAILER = b"TRAILER!!!"
+LIMITS = Limits("an initramfs (newc cpio)", size=_FIELD_MAX)
 
 
 def _pad(n: int) -> bytes:
@@ -63,7 +81,7 @@ class CpioWriter:
             e.uid,
             e.gid,
             nlink,
-            max(e.mtime, 0),
+            e.mtime,
             size,
             major,
             minor,
@@ -72,10 +90,22 @@ class CpioWriter:
             len(name) + 1,
             0,
         )
-        header = b"070701" + b"".join(b"%08X" % (f & 0xFFFFFFFF) for f in fields)
+        if any(not 0 <= f <= _FIELD_MAX for f in fields):
+            # check() runs first for every entry; this is the last line of defence.
+            raise CairnError(f"{e.describe()}: a field does not fit an initramfs header")
+        header = b"070701" + b"".join(b"%08X" % f for f in fields)
         if identity is None:
             self._ino += 1
         self._emit(header + name + b"\0" + _pad(110 + len(name) + 1))
+
+    @staticmethod
+    def check(entry: Entry) -> None:
+        """Refuse an entry the kernel would misread (before any of its data is read)."""
+        check_fits(entry, LIMITS)
+        if entry.path == _TRAILER.decode():
+            raise CairnError(
+                f"{entry.describe()} is named like the archive's end marker; refusing the build"
+            )
 
     def add_shared(
         self, entry: Entry, data: Readable | None, identity: tuple[int, int, int]
@@ -85,6 +115,7 @@ class CpioWriter:
         With ``data`` this is the first occurrence; without, a link to the earlier file
         with the same ``identity`` (inode, device major, device minor).
         """
+        self.check(entry)
         name = entry.path.encode("utf-8", "surrogateescape")
         mode = stat.S_IFREG | (entry.mode & 0o7777)
         size = entry.size if data is not None else 0
@@ -95,14 +126,14 @@ class CpioWriter:
 
     def add(self, entry: Entry, data: Readable | None) -> None:
         """Append one entry; a regular file's data is streamed from ``data``."""
+        self.check(entry)
         name = entry.path.encode("utf-8", "surrogateescape")
         kind, link = entry.kind, entry.link
         if kind is Kind.HARDLINK:
             kind, link = Kind.SYMLINK, relative_link(entry.path, entry.link)
+            self.check(replace(entry, link=link))
         mode = _TYPE_BITS[kind] | (entry.mode & 0o7777)
         if kind is Kind.FILE:
-            if entry.size > 0xFFFFFFFF:
-                raise CairnError(f"{entry.path}: files over 4 GiB do not fit in an initramfs")
             self._header(name, mode, entry, entry.size, 1)
             if data is None:
                 raise ValueError(f"no data for regular file {entry.path}")
@@ -121,8 +152,8 @@ class CpioWriter:
 
     def finish(self) -> None:
         """Write the trailer and pad the archive to a multiple of 512 bytes."""
-        trailer = Entry("TRAILER!!!", Kind.FILE, 0, mtime=0)
-        self._header(b"TRAILER!!!", 0, trailer, 0, 1)
+        trailer = Entry(_TRAILER.decode(), Kind.FILE, 0, mtime=0)
+        self._header(_TRAILER, 0, trailer, 0, 1)
         self._emit(b"\0" * (-self.written % 512))
 
 

@@ -57,6 +57,7 @@ FatFile = tuple[str, Source]
 
 # Every file wastes at most one cluster: 4 KiB below 256 MiB, where size_for's sizes
 # fall (beyond, its margin covers the larger clusters of a few files).
+_MAX_FILE = 0xFFFFFFFF
 _CLUSTER_SLACK = 4096
 _FAT32_FROM = 512 * MIB
 _FAT16_FROM = 16 * MIB
@@ -212,7 +213,13 @@ def _tree(files: Sequence[FatFile]) -> _Node:
             last = i == len(parts) - 1
             child = node.children.get(part.upper())
             if child is None:
-                child = _Node(part, source if last else None, _size(source) if last else 0)
+                size = _size(source) if last else 0
+                if size > _MAX_FILE:
+                    raise CairnError(
+                        f"{dest} is {size} bytes; a FAT file holds at most {_MAX_FILE} "
+                        "(its directory entry has 32 bits for the size)"
+                    )
+                child = _Node(part, source if last else None, size)
                 node.children[part.upper()] = child
             elif last or not child.is_dir:
                 raise CairnError(f"{dest!r} is given twice (FAT names ignore case)")

@@ -39,7 +39,7 @@ def pseudo_definitions(tree: StagedTree) -> str:
     had to widen (a directory only when nothing under it needs a definition).
     """
     lines = [
-        f"{_quote(e.path)} {_PSEUDO_TYPE[e.kind]} {max(e.mtime, 0)} {e.mode:o} 0 0 "
+        f"{_quote(e.path)} {_PSEUDO_TYPE[e.kind]} {e.mtime} {e.mode:o} 0 0 "
         f"{e.devmajor} {e.devminor}"
         for e in tree.devices
     ]
@@ -53,7 +53,7 @@ def pseudo_definitions(tree: StagedTree) -> str:
             log.warn("squashfs built without root: %s keeps mode %o, not %o", path, widened,
                      e.mode)  # fmt: skip
             continue
-        lines.append(f"{_quote(path)} M {max(e.mtime, 0)} {e.mode:o} 0 0")
+        lines.append(f"{_quote(path)} M {e.mtime} {e.mode:o} 0 0")
     return "".join(f"{line}\n" for line in sorted(lines))
 
 

@@ -227,15 +227,18 @@ class SegmentCache:
                 sink = compress.writer(ENCODINGS[encoding], out)
                 archive: CpioWriter | TarWriter = TarWriter(sink) if tar else CpioWriter(sink)
                 for entry, data in segment.produce():
+                    dropped = not tar and _initrd_drops(entry.path)
+                    if not dropped:
+                        archive.check(entry)  # before a byte of its data is read
                     if entry.kind is Kind.SYMLINK:
                         symlinks.append(entry.path)
                     if entry.kind is not Kind.FILE:
-                        if tar or not _initrd_drops(entry.path):
+                        if not dropped:
                             archive.add(entry, None)
                         continue
                     assert data is not None
                     hashing = _Hashing(data, keep=entry.path == APK_DB)
-                    if not tar and _initrd_drops(entry.path):
+                    if dropped:
                         name = entry.path.removeprefix("boot/")
                         if name in ("kernel", "ucode.cpio"):
                             captured[name] = Path(tmp, name)

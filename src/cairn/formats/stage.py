@@ -27,11 +27,13 @@ from pathlib import Path
 from typing import BinaryIO
 
 from cairn import log
-from cairn.assemble.entry import DEFAULT_MTIME, Entry, Item, Kind, Readable
+from cairn.assemble.entry import DEFAULT_MTIME, Entry, Item, Kind, Limits, Readable, check_fits
 from cairn.errors import CairnError
 
 _CHUNK = 1 << 20
 _MAX_LINKS = 40
+# squashfs keeps 32-bit times; ISO 9660 (to 2155) and erofs hold more.
+LIMITS = Limits("a root filesystem image (squashfs, erofs, ISO 9660)", size=(1 << 63) - 1)
 
 
 @dataclass
@@ -167,12 +169,13 @@ class _Stager:
                 log.debug("%s: xattr %s not kept: %s", e.path, name, exc.strerror)
 
     def add(self, e: Entry, data: Readable | None) -> None:
+        check_fits(e, LIMITS)
         real_parent = self._parent(e.path)
         name = e.path.rpartition("/")[2]
         real = f"{real_parent}/{name}" if real_parent else name
         full = self.root / real
         self._clear(real, keep_dir=e.kind is Kind.DIR)
-        mtime = max(e.mtime, 0)
+        mtime = e.mtime
         self._hash.update(_describe(e))
         if e.kind is Kind.DIR:
             if not full.is_dir():
@@ -274,7 +277,8 @@ def stage(
         if not entry.path:
             # The root directory itself: only its metadata.
             stager.tree.meta[""] = entry
-            stager._dir_times[""] = (entry.mode, max(entry.mtime, 0))
+            check_fits(entry, LIMITS)
+            stager._dir_times[""] = (entry.mode, entry.mtime)
             stager._own(dest, entry)
             continue
         if skip is not None and skip(entry):

@@ -5,13 +5,16 @@ segment is a run of entries with no end-of-archive marker, and :func:`finish` en
 whole archive once. Every entry carries LinuxKit's ``LINUXKIT.source`` and
 ``LINUXKIT.location`` PAX records; the extended header is named like Go's
 (``dir/PaxHeaders.0/base``) so the archive lists the same way LinuxKit's does.
+
+A value too wide for its ustar field goes into a PAX record; what neither can hold (a
+negative time, a name with a NUL byte) is refused (:data:`LIMITS`), never written as zero.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from cairn.assemble.entry import Entry, Item, Kind, Readable, copy_data
+from cairn.assemble.entry import Entry, Item, Kind, Limits, Readable, check_fits, copy_data
 from cairn.compress import Writer
 
 _TYPEFLAG = {
@@ -25,6 +28,8 @@ _TYPEFLAG = {
 }
 _BLOCK = 512
 _END = b"\0" * (2 * _BLOCK)
+_PAX_MAX = (1 << 63) - 1  # what tar readers take from a PAX size or time record
+LIMITS = Limits("a tar archive", size=_PAX_MAX, mtime=_PAX_MAX)
 
 
 def _octal(value: int, width: int) -> bytes | None:
@@ -71,7 +76,7 @@ def _header(
         _octal(uid, 8) or b"0000000\0",
         _octal(gid, 8) or b"0000000\0",
         _octal(size, 12) or b"00000000000\0",
-        _octal(max(mtime, 0), 12) or b"00000000000\0",
+        _octal(mtime, 12) or b"00000000000\0",
         b" " * 8,
         typeflag,
         linkname[:100].ljust(100, b"\0"),
@@ -99,8 +104,14 @@ class TarWriter:
         self._out.write(data)
         self.written += len(data)
 
+    @staticmethod
+    def check(entry: Entry) -> None:
+        """Refuse an entry a tar header cannot hold (before any of its data is read)."""
+        check_fits(entry, LIMITS)
+
     def add(self, entry: Entry, data: Readable | None) -> None:
         """Append one entry; a regular file's data is streamed from ``data``."""
+        self.check(entry)
         name = entry.path.encode("utf-8", "surrogateescape")
         link = entry.link.encode("utf-8", "surrogateescape")
         size = entry.size if entry.kind is Kind.FILE else 0
@@ -113,8 +124,10 @@ class TarWriter:
             records.append(("path", name))
         if len(link) > 100 or not link.isascii():
             records.append(("linkpath", link))
-        for key, value in (("size", size), ("uid", entry.uid), ("gid", entry.gid)):
-            if _octal(value, 12 if key == "size" else 8) is None:
+        wide = (("size", size, 12), ("uid", entry.uid, 8), ("gid", entry.gid, 8),
+                ("mtime", entry.mtime, 12))  # fmt: skip
+        for key, value, width in wide:
+            if _octal(value, width) is None:
                 records.append((key, str(value).encode()))
         records += [(f"SCHILY.xattr.{key}", value) for key, value in entry.xattrs]
         if records:
