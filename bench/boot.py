@@ -38,8 +38,8 @@ sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
 from tests.fixtures import assets  # noqa: E402
 
-from cairn.assemble.entry import directory, regular, symlink  # noqa: E402
 from cairn.formats.cpio import CpioWriter  # noqa: E402
+from cairn.fs import directory, regular, symlink  # noqa: E402
 
 CAIRN = [sys.executable, "-m", "cairn"]
 FLOOR_INIT = b"#!/bin/busybox sh\n/bin/busybox poweroff -f\n"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import shutil
 import sys
 import tempfile
@@ -23,13 +22,14 @@ from typing import TYPE_CHECKING, Any
 from cairn import log
 from cairn.assemble import plan as planning
 from cairn.assemble import sbom as sbom_mod
-from cairn.assemble.entry import DEFAULT_MTIME, Item, Kind, regular
 from cairn.config.model import Config, ImageSpec, VolumeSpec
 from cairn.errors import CairnError
 from cairn.formats import outputs
 from cairn.formats.segments import Encoded, Links, SegmentCache
+from cairn.fs import Item, Kind, regular
 from cairn.oci.resolve import RegistryOptions
 from cairn.oci.store import Image, Store
+from cairn.reproducible import source_date_epoch
 
 if TYPE_CHECKING:
     from cairn.formats import media
@@ -56,17 +56,6 @@ class BuildOptions:
     registry: RegistryOptions = field(default_factory=RegistryOptions)
     size: int | None = None  # disk size in bytes, for disk formats
     extra: Mapping[str, Any] = field(default_factory=dict)  # format-specific options
-
-
-def source_date_epoch() -> int:
-    """SOURCE_DATE_EPOCH if set (reproducible-builds.org), else LinuxKit's fixed time."""
-    value = os.environ.get("SOURCE_DATE_EPOCH")
-    if value is None or value == "":
-        return DEFAULT_MTIME
-    try:
-        return int(value)
-    except ValueError:
-        raise CairnError(f"SOURCE_DATE_EPOCH={value!r} is not a number of seconds") from None
 
 
 def output_name(options: BuildOptions) -> str:

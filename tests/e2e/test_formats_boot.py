@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from cairn.assemble.entry import Entry, Item, Kind, directory, regular, symlink
 from cairn.compress import writer
 from cairn.formats import media, stage1
 from cairn.formats.bootfiles import BootFiles
 from cairn.formats.cpio import CpioWriter
+from cairn.fs import Entry, Item, Kind, directory, regular, symlink
 from tests.fixtures import assets
 
 NAME = "media"

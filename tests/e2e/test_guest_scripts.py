@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cairn import guest
-from cairn.assemble.entry import Kind
+from cairn.fs import Kind
 
 ROOTFS = Path(guest.__file__).parent / "rootfs"
 LIB = ROOTFS / "usr/lib/cairn"

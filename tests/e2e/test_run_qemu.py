@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from cairn.assemble import entry as E
+from cairn import fs as E
 from cairn.compress import writer
 from cairn.formats.cpio import CpioWriter
 from tests.fixtures import assets

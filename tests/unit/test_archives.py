@@ -9,10 +9,10 @@ import tarfile
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cairn.assemble import entry as E
+from cairn import fs as E
 from cairn.compress import PlainWriter
 from cairn.formats.cpio import CpioWriter
-from cairn.formats.tarball import TarWriter, write_tar
+from cairn.tar import TarWriter, write_tar
 
 
 def tar_bytes(items: list[E.Item]) -> bytes:

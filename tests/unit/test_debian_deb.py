@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from cairn.assemble.entry import Entry, Kind
 from cairn.errors import CairnError
+from cairn.fs import Entry, Kind
 from cairn.pkg import debian
 from tests.fixtures import debrepo
 from tests.fixtures.debrepo import DebRepo, FakePackage

@@ -10,9 +10,9 @@ from typing import BinaryIO
 
 import pytest
 
-from cairn.assemble.entry import Kind
 from cairn.assemble.flatten import flatten
 from cairn.errors import CairnError
+from cairn.fs import Kind
 from tests.fixtures.images import pax_tar
 
 Member = tuple[str, str, bytes | str]  # (name, type, content or link target)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from cairn.assemble.entry import Entry, Item, Kind, directory, regular, symlink
 from cairn.formats import fsimage, iso
 from cairn.formats.stage import stage
+from cairn.fs import Entry, Item, Kind, directory, regular, symlink
 
 EPOCH = 1492533000
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create owners on disk")

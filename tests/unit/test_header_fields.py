@@ -11,12 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cairn.assemble import entry as E
+from cairn import fs as E
 from cairn.compress import PlainWriter
 from cairn.errors import CairnError
 from cairn.formats import stage
 from cairn.formats.cpio import CpioWriter
-from cairn.formats.tarball import TarWriter
+from cairn.tar import TarWriter
 from tests.fixtures.initrd import unpack_like_kernel
 
 FILE = E.Entry(

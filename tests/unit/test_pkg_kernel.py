@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from cairn.assemble.entry import Entry, Kind
 from cairn.errors import CairnError, Position
+from cairn.fs import Entry, Kind
 from cairn.pkg import kernel
 from cairn.pkg.spec import KernelSpec
 from cairn.pkg.tree import Spool, Tree

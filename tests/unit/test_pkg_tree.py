@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cairn.assemble.entry import Entry, Item, Kind
 from cairn.errors import CairnError
+from cairn.fs import Entry, Item, Kind
 from cairn.pkg.tree import Matcher, Spool, Tree, glob_regex
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from cairn import fs as E
 from cairn.assemble import bundle, files, image
-from cairn.assemble import entry as E
 from cairn.config.model import FileSpec
 from cairn.errors import CairnError
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cairn.assemble.entry import Entry, Item, Kind, join, parents
+from cairn.fs import Entry, Item, Kind, join, parents
 
 
 @dataclass(frozen=True)

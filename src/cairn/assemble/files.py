@@ -14,10 +14,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from cairn.assemble.entry import Entry, Item, Kind, parents
 from cairn.config.model import FileSpec
 from cairn.config.oci_parts import PartError, numeric_id
 from cairn.errors import CairnError
+from cairn.fs import Entry, Item, Kind, parents
 
 SOURCE = "linuxkit.files"
 

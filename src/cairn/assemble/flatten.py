@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from typing import IO
 
 from cairn import compress
-from cairn.assemble.entry import Entry, Item, Kind, UnsafeMember, clean, from_tar, parents
 from cairn.errors import CairnError
+from cairn.fs import Entry, Item, Kind, UnsafeMember, clean, from_tar, parents
 
 LayerOpener = Callable[[], IO[bytes]]
 

@@ -17,10 +17,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import IO, Protocol, cast
 
-from cairn.assemble.entry import DEFAULT_MTIME, Entry, Item, Kind, Readable, parents
 from cairn.assemble.flatten import LayerOpener, flatten
 from cairn.compress import StreamWrapper
 from cairn.errors import CairnError
+from cairn.fs import Entry, Item, Kind, Readable, parents
+from cairn.reproducible import DEFAULT_MTIME
 
 HOSTS = (
     b"127.0.0.1       localhost\n"

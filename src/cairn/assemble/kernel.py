@@ -14,11 +14,11 @@ from dataclasses import replace
 from functools import partial
 from typing import cast
 
-from cairn.assemble.entry import Entry, Item, Kind
 from cairn.assemble.flatten import LayerOpener, flatten
 from cairn.compress import StreamWrapper
 from cairn.config.model import Kernel
 from cairn.errors import CairnError
+from cairn.fs import Entry, Item, Kind
 
 
 def kernel_items(

@@ -16,9 +16,9 @@ from typing import Any, Protocol
 
 from cairn import FORMAT_VERSION
 from cairn.assemble import bundle, files, image, kernel, volumes
-from cairn.assemble.entry import Item, join
 from cairn.config.model import Config, ImageSpec, VolumeSpec
 from cairn.errors import CairnError
+from cairn.fs import Item, join
 
 
 class ResolvedImage(image.LayeredImage, Protocol):

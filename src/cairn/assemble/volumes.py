@@ -13,8 +13,8 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import IO, Any, Protocol
 
-from cairn.assemble.entry import Entry, Item, Kind, join, parents
 from cairn.config.model import VolumeSpec
+from cairn.fs import Entry, Item, Kind, join, parents
 
 SOURCE = "linuxkit.volumes"
 BASE = "containers/volumes"

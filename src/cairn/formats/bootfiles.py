@@ -19,10 +19,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from cairn.assemble.entry import DEFAULT_MTIME
 from cairn.errors import CairnError
+from cairn.reproducible import DEFAULT_MTIME
 
-DEFAULT_EPOCH = DEFAULT_MTIME
 MIB = 1 << 20
 GIB = 1 << 30
 _HASH_CHUNK = 1 << 20
@@ -37,7 +36,7 @@ class BootFiles:
     cmdline: str
     name: str
     ucode: Path | None = None
-    epoch: int = DEFAULT_EPOCH
+    epoch: int = DEFAULT_MTIME
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,9 @@ import stat
 from collections.abc import Iterable
 from dataclasses import replace
 
-from cairn.assemble.entry import (
+from cairn.compress import Writer
+from cairn.errors import CairnError
+from cairn.fs import (
     Entry,
     Item,
     Kind,
@@ -32,8 +34,6 @@ from cairn.assemble.entry import (
     copy_data,
     relative_link,
 )
-from cairn.compress import Writer
-from cairn.errors import CairnError
 
 _TYPE_BITS = {
     Kind.FILE: stat.S_IFREG,

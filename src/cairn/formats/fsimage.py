@@ -19,9 +19,9 @@ import stat
 from pathlib import Path
 
 from cairn import log
-from cairn.assemble.entry import Entry, Kind
 from cairn.formats.bootfiles import derive_uuid
 from cairn.formats.stage import StagedTree
+from cairn.fs import Entry, Kind
 from cairn.proc import run
 
 _PSEUDO_TYPE = {Kind.CHAR: "C", Kind.BLOCK: "B"}

@@ -26,7 +26,6 @@ from types import TracebackType
 from typing import Protocol
 
 from cairn import log
-from cairn.assemble.entry import Entry, Item
 from cairn.errors import CairnError, UsageError
 from cairn.formats import convert, disk, fat, fsimage, gcetar, iso, stage1, uki
 from cairn.formats.bootfiles import (
@@ -42,6 +41,7 @@ from cairn.formats.bootfiles import (
     require_bzimage,
 )
 from cairn.formats.stage import StagedTree, stage
+from cairn.fs import Entry, Item
 
 RootSource = Callable[[], Iterable[Item]]
 """Returns the root tree as a fresh stream of entries (called at most once per build)."""

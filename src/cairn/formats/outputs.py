@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from cairn.assemble.entry import Entry, Kind
 from cairn.compress import PlainWriter
 from cairn.errors import UsageError
 from cairn.formats.segments import concatenate
-from cairn.formats.tarball import TarWriter
+from cairn.fs import Entry, Kind
+from cairn.tar import TarWriter
 
 if TYPE_CHECKING:
     from cairn.build import BuildOptions, Session

@@ -31,12 +31,12 @@ from pathlib import Path
 from typing import IO
 
 from cairn import compress, log
-from cairn.assemble.entry import Entry, Kind, Readable, copy_data, parents
 from cairn.assemble.plan import Segment
 from cairn.assemble.sbom import FileRecord
 from cairn.errors import CairnError
 from cairn.formats.cpio import CpioWriter, trailer
-from cairn.formats.tarball import TarWriter
+from cairn.fs import Entry, Kind, Readable, copy_data, parents
+from cairn.tar import TarWriter
 
 # Encodings: the initrd's cpio under each compression, and plain tar for tar outputs.
 ENCODINGS = {"cpio.gz": "gzip", "cpio.zst": "zstd", "cpio": "none", "tar": "none"}

@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from cairn import log
-from cairn.assemble.entry import DEFAULT_MTIME, Entry, Item, Kind, Limits, Readable, check_fits
 from cairn.errors import CairnError
+from cairn.fs import Entry, Item, Kind, Limits, Readable, check_fits
+from cairn.reproducible import DEFAULT_MTIME
 
 _CHUNK = 1 << 20
 _MAX_LINKS = 40

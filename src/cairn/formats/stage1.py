@@ -18,12 +18,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from cairn import log
-from cairn.assemble.entry import Entry, Kind
 from cairn.compress import reader, writer
 from cairn.errors import CairnError
 from cairn.formats import elf
 from cairn.formats.cpio import CpioWriter
 from cairn.formats.stage import real_path
+from cairn.fs import Entry, Kind
 
 # Storage drivers for the disks and CD drives of qemu and the clouds, then the filesystems.
 MODULES = (

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from importlib import resources
 from importlib.abc import Traversable
 
-from cairn.assemble.entry import Item, directory, parents, regular, symlink
+from cairn.fs import Item, directory, parents, regular, symlink
 
 #: What the scripts need from the rest of the image (paths without the leading slash).
 REQUIRES = {

@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO
 
 from cairn import compress, log
-from cairn.assemble.entry import DEFAULT_MTIME
 from cairn.errors import CairnError
 from cairn.oci import mediatypes as mt
 from cairn.oci import reference
 from cairn.oci.store import Descriptor, Image, Store, canonical, check_digest
 from cairn.oci.verify import first_missing
+from cairn.reproducible import DEFAULT_MTIME
 
 FORMATS = ("oci", "docker", "filesystem")
 _SMALL = 256 << 10  # archive members kept in memory until we know whether they are needed
@@ -326,7 +326,7 @@ def _uncompressed(
 def _export_filesystem(store: Store, image: Image, out: BinaryIO) -> None:
     # The assembler owns flattening (whiteouts, hostile names) and the tar writer.
     from cairn.assemble.image import image_items
-    from cairn.formats.tarball import write_tar
+    from cairn.tar import write_tar
 
     write_tar(image_items(image, store), out)
 

@@ -29,6 +29,7 @@ from cairn.pkg.layer import write_layer
 from cairn.pkg.spec import DEFAULT_MIRROR, DebianSpec, PackageSpec, load
 from cairn.pkg.tag import package_tag
 from cairn.pkg.tree import Spool, Tree
+from cairn.reproducible import source_date_epoch
 
 MIRROR_ENV = "CAIRN_DEBIAN_MIRROR"
 
@@ -87,8 +88,6 @@ class Builder:
     """Builds packages into one store, sharing Debian archives between them."""
 
     def __init__(self, options: Options) -> None:
-        from cairn.build import source_date_epoch
-
         self.options = options
         self.store = Store(options.cache or default_cache_dir())
         self.debian_cache = options.debian_cache or self.store.root / "debian"

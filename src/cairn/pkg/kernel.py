@@ -24,12 +24,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from cairn import compress, log
-from cairn.assemble.entry import Entry, Kind, Readable, parents
 from cairn.errors import CairnError, Position
 from cairn.formats import elf
-from cairn.formats.tarball import TarWriter
+from cairn.fs import Entry, Kind, Readable, parents
 from cairn.pkg.spec import KernelSpec
 from cairn.pkg.tree import Tree, glob_regex
+from cairn.tar import TarWriter
 
 _SUFFIXES = {".ko": "none", ".ko.xz": "xz", ".ko.zst": "zstd", ".ko.gz": "gzip"}
 # Index files copied from the package when present (depmod does not make these).

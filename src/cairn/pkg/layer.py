@@ -14,11 +14,11 @@ import tempfile
 from dataclasses import dataclass, replace
 
 from cairn import compress
-from cairn.assemble.entry import Kind
-from cairn.formats.tarball import TarWriter
+from cairn.fs import Kind
 from cairn.oci import mediatypes as mt
 from cairn.oci.store import Descriptor, Store
 from cairn.pkg.tree import Tree
+from cairn.tar import TarWriter
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ import stat
 from collections.abc import Iterable
 from pathlib import Path
 
-from cairn.assemble.entry import Entry, Kind, join
 from cairn.errors import CairnError
+from cairn.fs import Entry, Kind, join
 from cairn.pkg.spec import FileSpec
 from cairn.pkg.tree import HostFile, Matcher, Tree
 

@@ -21,8 +21,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import IO
 
-from cairn.assemble.entry import Entry, Item, Kind, Readable, parents
 from cairn.errors import CairnError
+from cairn.fs import Entry, Item, Kind, Readable, parents
 
 _CHUNK = 1 << 20
 _MAX_LINKS = 40  # symlink hops while resolving one path, as the kernel's limit

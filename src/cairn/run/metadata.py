@@ -17,21 +17,10 @@ import tempfile
 from pathlib import Path
 
 from cairn import proc
-from cairn.assemble.entry import DEFAULT_MTIME
-from cairn.errors import CairnError
+from cairn.reproducible import source_date_epoch
 
 VOLUME_ID = "cidata"
 DATA_NAMES = ("config", "user-data")
-
-
-def source_date_epoch() -> int:
-    """SOURCE_DATE_EPOCH if set (reproducible-builds.org), else Cairn's fixed timestamp."""
-    value = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
-    if not value:
-        return DEFAULT_MTIME
-    if not value.isdigit():
-        raise CairnError(f"SOURCE_DATE_EPOCH={value!r} is not a number of seconds")
-    return int(value)
 
 
 def meta_data(data: bytes) -> bytes:

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from cairn import compress
-from cairn.assemble.entry import Entry, Item, Kind, UnsafeMember, clean, from_tar
 from cairn.errors import CairnError
+from cairn.fs import Entry, Item, Kind, UnsafeMember, clean, from_tar
 from cairn.pkg.debian import deb822
 
 _AR_MAGIC = b"!<arch>\n"

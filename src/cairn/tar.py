@@ -1,10 +1,12 @@
-"""PAX tar archives of the root filesystem (the `tar`, `docker` and `tar-kernel-initrd` formats).
+"""PAX tar archives: Cairn's one deterministic tar writer.
 
-Written by hand rather than with :mod:`tarfile` so that segments can be concatenated: a
-segment is a run of entries with no end-of-archive marker, and :func:`finish` ends the
-whole archive once. Every entry carries LinuxKit's ``LINUXKIT.source`` and
-``LINUXKIT.location`` PAX records; the extended header is named like Go's
-(``dir/PaxHeaders.0/base``) so the archive lists the same way LinuxKit's does.
+The root filesystem outputs (``tar``, ``docker``, ``tar-kernel-initrd``), package layers
+and image exports all write through :class:`TarWriter`. It is written by hand rather than
+with :mod:`tarfile` so that segments can be concatenated: a segment is a run of entries
+with no end-of-archive marker, and :meth:`TarWriter.finish` ends the whole archive once.
+Every entry carries LinuxKit's ``LINUXKIT.source`` and ``LINUXKIT.location`` PAX records
+when it has them; the extended header is named like Go's (``dir/PaxHeaders.0/base``) so
+the archive lists the same way LinuxKit's does.
 
 A value too wide for its ustar field goes into a PAX record; what neither can hold (a
 negative time, a name with a NUL byte) is refused (:data:`LIMITS`), never written as zero.
@@ -14,8 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from cairn.assemble.entry import Entry, Item, Kind, Limits, Readable, check_fits, copy_data
 from cairn.compress import Writer
+from cairn.fs import Entry, Item, Kind, Limits, Readable, check_fits, copy_data
 
 _TYPEFLAG = {
     Kind.FILE: b"0",

@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-# 2017-04-18T16:30:00Z: LinuxKit's timestamp for every generated entry, kept so trees match.
-DEFAULT_MTIME = 1492533000
+from cairn.errors import CairnError
+from cairn.reproducible import DEFAULT_MTIME
 
 
 class Kind(enum.Enum):
@@ -89,8 +89,6 @@ def copy_data(data: Readable, write: Callable[[bytes], object], size: int, what:
     A stream that ends early (a truncated layer, a file that shrank) is a CairnError
     naming ``what``.
     """
-    from cairn.errors import CairnError
-
     remaining = size
     while remaining:
         chunk = data.read(min(remaining, COPY_CHUNK))
@@ -234,8 +232,6 @@ class Limits:
 
 def check_fits(entry: Entry, limits: Limits) -> None:
     """Refuse ``entry`` (naming it, its image and layer) if a field exceeds ``limits``."""
-    from cairn.errors import CairnError
-
     name = entry.path.encode("utf-8", "surrogateescape")
     link = entry.link.encode("utf-8", "surrogateescape")
     problems = [
