@@ -44,9 +44,9 @@ sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 from tests.fixtures import assets  # noqa: E402
 
 from cairn.compress import writer  # noqa: E402
+from cairn.cpio import CpioWriter  # noqa: E402
 from cairn.formats import convert, fat, fsimage, gcetar, iso, media, uki  # noqa: E402
 from cairn.formats.bootfiles import BootFiles  # noqa: E402
-from cairn.formats.cpio import CpioWriter  # noqa: E402
 from cairn.fs import Entry, Item, Kind, directory, regular, symlink  # noqa: E402
 
 INIT = b"#!/bin/sh\necho booted\n/bin/busybox poweroff -f\n"

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from cairn.compress import writer
+from cairn.cpio import CpioWriter
 from cairn.formats import media, stage1
 from cairn.formats.bootfiles import BootFiles
-from cairn.formats.cpio import CpioWriter
 from cairn.fs import Entry, Item, Kind, directory, regular, symlink
 from tests.fixtures import assets
 

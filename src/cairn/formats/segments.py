@@ -33,8 +33,8 @@ from typing import IO
 from cairn import compress, log
 from cairn.assemble.plan import Segment
 from cairn.assemble.sbom import FileRecord
+from cairn.cpio import CpioWriter, trailer
 from cairn.errors import CairnError
-from cairn.formats.cpio import CpioWriter, trailer
 from cairn.fs import Entry, Kind, Readable, copy_data, parents
 from cairn.tar import TarWriter
 
