@@ -46,7 +46,7 @@ from tests.fixtures import assets  # noqa: E402
 from cairn.compress import writer  # noqa: E402
 from cairn.cpio import CpioWriter  # noqa: E402
 from cairn.formats import convert, fat, fsimage, gcetar, iso, media, uki  # noqa: E402
-from cairn.formats.bootfiles import BootFiles  # noqa: E402
+from cairn.formats.inputs import BootFiles  # noqa: E402
 from cairn.fs import Entry, Item, Kind, directory, regular, symlink  # noqa: E402
 
 INIT = b"#!/bin/sh\necho booted\n/bin/busybox poweroff -f\n"

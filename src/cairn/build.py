@@ -237,7 +237,7 @@ class Session:
         """The boot-media workspace (formats/media.py), made once per build."""
         if self._workspace is None:
             from cairn.formats import media
-            from cairn.formats.bootfiles import BootFiles, Signing
+            from cairn.formats.inputs import BootFiles, Signing
             from cairn.formats.outputs import initrd_parts
             from cairn.formats.segments import concatenate
 

@@ -21,7 +21,7 @@ import pytest
 from cairn.compress import writer
 from cairn.cpio import CpioWriter
 from cairn.formats import media, stage1
-from cairn.formats.bootfiles import BootFiles
+from cairn.formats.inputs import BootFiles
 from cairn.fs import Entry, Item, Kind, directory, regular, symlink
 from tests.fixtures import assets
 

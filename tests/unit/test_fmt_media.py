@@ -10,7 +10,10 @@ import pytest
 
 from cairn.errors import CairnError, UsageError
 from cairn.formats import media
-from cairn.formats.bootfiles import GIB, MIB, BootFiles, Signing, boot_digest, kernel_version
+from cairn.formats.blocks import GIB, MIB
+from cairn.formats.bzimage import kernel_version
+from cairn.formats.ids import boot_digest
+from cairn.formats.inputs import BootFiles, Signing
 from tests.fixtures import assets
 
 # LinuxKit's --format list (reference section 4) without the formats other modules write

@@ -20,7 +20,8 @@ from pathlib import Path
 
 from cairn.errors import CairnError
 from cairn.formats import fat, gpt
-from cairn.formats.bootfiles import MIB, align_up, derive_u32, derive_uuid
+from cairn.formats.blocks import MIB, align_up
+from cairn.formats.ids import derive_u32, derive_uuid
 from cairn.formats.mbr import SECTOR, MbrPartition, mbr
 
 PARTITION_START = MIB  # LBA 2048: aligned for every kind of storage

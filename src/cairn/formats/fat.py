@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Protocol
 
 from cairn.errors import CairnError
-from cairn.formats.bootfiles import MIB, align_up, copy_into, write_at
+from cairn.formats.blocks import MIB, align_up, copy_into, write_at
 from cairn.formats.mbr import TYPE_FAT12, TYPE_FAT16_LBA, TYPE_FAT32_LBA
 from cairn.proc import require, run
 

@@ -28,18 +28,10 @@ from typing import Protocol
 from cairn import log
 from cairn.errors import CairnError, UsageError
 from cairn.formats import convert, disk, fat, fsimage, gcetar, iso, stage1, uki
-from cairn.formats.bootfiles import (
-    GIB,
-    MIB,
-    BackgroundDigest,
-    BootFiles,
-    Signing,
-    align_up,
-    derive_u32,
-    derive_uuid,
-    kernel_version,
-    require_bzimage,
-)
+from cairn.formats.blocks import GIB, MIB, align_up
+from cairn.formats.bzimage import kernel_version, require_bzimage
+from cairn.formats.ids import BackgroundDigest, derive_u32, derive_uuid
+from cairn.formats.inputs import BootFiles, Signing
 from cairn.formats.stage import StagedTree, stage
 from cairn.fs import Entry, Item
 

@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from cairn.errors import CairnError
-from cairn.formats.bootfiles import Signing, align_up, copy_into, write_at
+from cairn.formats.blocks import align_up, copy_into, write_at
+from cairn.formats.inputs import Signing
 from cairn.proc import run
 
 STUB = Path("/usr/lib/systemd/boot/efi/linuxx64.efi.stub")
