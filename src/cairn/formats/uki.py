@@ -67,10 +67,6 @@ class PeHeaders:
     sections: tuple[PeSection, ...]
 
     @property
-    def timestamp_offset(self) -> int:
-        return self.coff_offset + 4
-
-    @property
     def checksum_offset(self) -> int:
         return self.optional_offset + 64
 
