@@ -53,10 +53,7 @@ from cairn.formats.writer import Workspace  # noqa: E402
 from cairn.fs import Entry, Item, Kind, directory, regular, symlink  # noqa: E402
 
 INIT = b"#!/bin/sh\necho booted\n/bin/busybox poweroff -f\n"
-# The boot media: every format of the table but those made of the initrd or the tar.
-MEDIA = [
-    f for f in table.FORMATS if f not in ("kernel+initrd", "tar-kernel-initrd", "tar", "docker")
-]
+MEDIA = list(table.BOOT_MEDIA)  # every boot medium
 # Each step: (name, how to run it again alone, seconds).
 _steps: list[tuple[str, Any, float]] = []
 # Steps run inside another step (syslinux inside writing a FAT) belong to it.

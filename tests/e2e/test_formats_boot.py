@@ -29,10 +29,7 @@ NAME = "media"
 CMDLINE = "console=ttyS0"
 INITRD_MARK = "CAIRN-MEDIA-BOOTED"
 ROOT_MARK = "CAIRN-ROOT-BOOTED"
-# Every boot medium: the formats of the table but those made of the initrd or the tar.
-MEDIA = [
-    f for f in table.FORMATS if f not in ("kernel+initrd", "tar-kernel-initrd", "tar", "docker")
-]
+MEDIA = list(table.BOOT_MEDIA)  # every boot medium
 END_MARK = "CAIRN-LINE-END"  # waiting for it means the whole marker line has arrived
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
 OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
