@@ -38,7 +38,7 @@ sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
 from tests.fixtures import assets  # noqa: E402
 
-from cairn.formats.cpio import CpioWriter  # noqa: E402
+from cairn.cpio import CpioWriter  # noqa: E402
 from cairn.fs import directory, regular, symlink  # noqa: E402
 
 CAIRN = [sys.executable, "-m", "cairn"]

@@ -35,6 +35,7 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -161,74 +162,90 @@ def measure(megabytes: int, compression: str, runs: int) -> dict[str, object]:
         raw = tmp / "raw-initrd"
         (out / "bench-initrd.img").rename(raw)
         raw_bytes = raw.stat().st_size
-
-        builds, rss_peaks, rebuilds = [], [], []
-        for n in range(runs):
-            # Fresh process, images cached, segments not: each run rebuilds everything.
-            elapsed, _ = run(
-                [*build, "--no-segment-cache", "--compression", compression, str(config)]
-            )
-            builds.append(elapsed)
-            rss = (
-                _peak_rss([*build, "--no-segment-cache", "--compression", compression, str(config)])
-                if n == 0
-                else None
-            )
-            if rss:
-                rss_peaks.append(rss)
-            write_config(config, names, f"changed {n}")
-            elapsed, _ = run([*build, "--compression", compression, str(config)])
-            rebuilds.append(elapsed)
+        builds, rss_peaks, rebuilds = _builds(build, config, names, compression, runs)
         initrd_size = (out / "bench-initrd.img").stat().st_size
-
-        compress_once = []
-        code = (
-            "import sys; from cairn import compress\n"
-            "src = open(sys.argv[1], 'rb'); dst = open(sys.argv[2], 'wb')\n"
-            f"w = compress.writer({compression!r}, dst)\n"
-            "while chunk := src.read(1 << 20): w.write(chunk)\n"
-            "w.close()\n"
-        )
-        for _ in range(runs):
-            elapsed, _ = run([sys.executable, "-c", code, str(raw), str(tmp / "once")])
-            compress_once.append(elapsed)
-        gzip6 = []
-        for _ in range(runs):
-            with raw.open("rb") as src, (tmp / "gz").open("wb") as dst:
-                elapsed, _ = run(["gzip", "-6", "-n", "-c"], stdin=src, stdout=dst)
-            gzip6.append(elapsed)
-        gzip6_size = (tmp / "gz").stat().st_size
-        pgzip = _pgzip(tmp)
-        pgzip_s = pgzip_size = None
-        if pgzip:
-            times = []
-            for _ in range(runs):
-                with raw.open("rb") as src, (tmp / "pg").open("wb") as dst:
-                    elapsed, _ = run([pgzip], stdin=src, stdout=dst)
-                times.append(elapsed)
-            pgzip_s, pgzip_size = statistics.median(times), (tmp / "pg").stat().st_size
+        base = _baselines(raw, tmp, compression, runs)
 
     build_s = statistics.median(builds)
-    once_s = statistics.median(compress_once)
+    once_s = statistics.median(base.compress_once)
     rebuild_s = statistics.median(rebuilds)
+    gzip6_s = statistics.median(base.gzip6)
     return {
         "image_set_mb": megabytes,
         "compression": compression,
         "initrd_uncompressed_mb": round(raw_bytes / 1e6, 1),
         "initrd_mb": round(initrd_size / 1e6, 2),
-        "gzip_6_mb": round(gzip6_size / 1e6, 2),
-        "linuxkit_pgzip_mb": round(pgzip_size / 1e6, 2) if pgzip_size else None,
-        "linuxkit_pgzip_s": round(pgzip_s, 3) if pgzip_s else None,
+        "gzip_6_mb": round(base.gzip6_size / 1e6, 2),
+        "linuxkit_pgzip_mb": round(base.pgzip_size / 1e6, 2) if base.pgzip_size else None,
+        "linuxkit_pgzip_s": round(base.pgzip_s, 3) if base.pgzip_s else None,
         "build_s": round(build_s, 3),
-        "compress_once_s": round(statistics.median(compress_once), 3),
+        "compress_once_s": round(once_s, 3),
         "build_over_compress_once": round(build_s / once_s, 2),
-        "gzip_6_s": round(statistics.median(gzip6), 3),
-        "build_over_gzip_6": round(build_s / statistics.median(gzip6), 2),
+        "gzip_6_s": round(gzip6_s, 3),
+        "build_over_gzip_6": round(build_s / gzip6_s, 2),
         "rebuild_one_file_s": round(rebuild_s, 3),
         "rebuild_over_build": round(rebuild_s / build_s, 3),
         "peak_rss_mb": round(max(rss_peaks) / 1024, 1) if rss_peaks else None,
         "runs": runs,
     }
+
+
+def _builds(
+    build: list[str], config: Path, names: dict[str, str], compression: str, runs: int
+) -> tuple[list[float], list[int], list[float]]:
+    """Times of full builds, their peak RSS, and times of rebuilds after a one-file change."""
+    builds, rss_peaks, rebuilds = [], [], []
+    full = [*build, "--no-segment-cache", "--compression", compression, str(config)]
+    for n in range(runs):
+        # Fresh process, images cached, segments not: each run rebuilds everything.
+        elapsed, _ = run(full)
+        builds.append(elapsed)
+        rss = _peak_rss(full) if n == 0 else None
+        if rss:
+            rss_peaks.append(rss)
+        write_config(config, names, f"changed {n}")
+        elapsed, _ = run([*build, "--compression", compression, str(config)])
+        rebuilds.append(elapsed)
+    return builds, rss_peaks, rebuilds
+
+
+@dataclass
+class Baselines:
+    compress_once: list[float]  # Cairn's compressor, once over the uncompressed initrd
+    gzip6: list[float]
+    gzip6_size: int
+    pgzip_s: float | None  # LinuxKit's compressor, when it can be built
+    pgzip_size: int | None
+
+
+def _baselines(raw: Path, tmp: Path, compression: str, runs: int) -> Baselines:
+    """Times of compressing the uncompressed initrd once: Cairn's way, gzip -6, pgzip."""
+    compress_once = []
+    code = (
+        "import sys; from cairn import compress\n"
+        "src = open(sys.argv[1], 'rb'); dst = open(sys.argv[2], 'wb')\n"
+        f"w = compress.writer({compression!r}, dst)\n"
+        "while chunk := src.read(1 << 20): w.write(chunk)\n"
+        "w.close()\n"
+    )
+    for _ in range(runs):
+        elapsed, _ = run([sys.executable, "-c", code, str(raw), str(tmp / "once")])
+        compress_once.append(elapsed)
+    gzip6 = []
+    for _ in range(runs):
+        with raw.open("rb") as src, (tmp / "gz").open("wb") as dst:
+            elapsed, _ = run(["gzip", "-6", "-n", "-c"], stdin=src, stdout=dst)
+        gzip6.append(elapsed)
+    pgzip = _pgzip(tmp)
+    pgzip_s = pgzip_size = None
+    if pgzip:
+        times = []
+        for _ in range(runs):
+            with raw.open("rb") as src, (tmp / "pg").open("wb") as dst:
+                elapsed, _ = run([pgzip], stdin=src, stdout=dst)
+            times.append(elapsed)
+        pgzip_s, pgzip_size = statistics.median(times), (tmp / "pg").stat().st_size
+    return Baselines(compress_once, gzip6, (tmp / "gz").stat().st_size, pgzip_s, pgzip_size)
 
 
 def _pgzip(tmp: Path) -> str | None:

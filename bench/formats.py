@@ -42,14 +42,18 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
 from tests.fixtures import assets  # noqa: E402
+from tests.fixtures.products import FileProducts, write  # noqa: E402
 
+from cairn import atomic  # noqa: E402
 from cairn.compress import writer  # noqa: E402
-from cairn.formats import convert, fat, fsimage, gcetar, iso, media, uki  # noqa: E402
-from cairn.formats.bootfiles import BootFiles  # noqa: E402
-from cairn.formats.cpio import CpioWriter  # noqa: E402
+from cairn.cpio import CpioWriter  # noqa: E402
+from cairn.formats import convert, fat, fsimage, gcetar, iso, media, table, uki  # noqa: E402
+from cairn.formats.inputs import OutputOptions  # noqa: E402
+from cairn.formats.writer import Workspace  # noqa: E402
 from cairn.fs import Entry, Item, Kind, directory, regular, symlink  # noqa: E402
 
 INIT = b"#!/bin/sh\necho booted\n/bin/busybox poweroff -f\n"
+MEDIA = list(table.BOOT_MEDIA)  # every boot medium
 # Each step: (name, how to run it again alone, seconds).
 _steps: list[tuple[str, Any, float]] = []
 # Steps run inside another step (syslinux inside writing a FAT) belong to it.
@@ -117,7 +121,7 @@ def _tree(kernel: assets.DebianKernel, busybox: Path, payload: Path) -> Iterator
                 yield Entry(str(rel / name), Kind.FILE, 0o644, size=path.stat().st_size), f
 
 
-def _inputs(work: Path, payload_mb: int) -> tuple[BootFiles, Any]:
+def _inputs(work: Path, payload_mb: int) -> FileProducts:
     kernel = assets.debian_kernel()
     busybox = assets.busybox()
     payload = work / "payload.bin"
@@ -130,8 +134,8 @@ def _inputs(work: Path, payload_mb: int) -> tuple[BootFiles, Any]:
             cpio.add(entry, data)
         cpio.finish()
         w.close()
-    boot = BootFiles(kernel.vmlinuz, initrd, "console=ttyS0", "bench")
-    return boot, lambda: _tree(kernel, busybox, payload)
+    tree = lambda: _tree(kernel, busybox, payload)  # noqa: E731
+    return FileProducts("bench", kernel.vmlinuz, initrd, "console=ttyS0", tree=tree)
 
 
 def _grouped(steps: list[tuple[str, Any, float]]) -> list[tuple[str, list[Any], float]]:
@@ -158,12 +162,13 @@ def _settle() -> None:
 
 
 def _rerun(hows: list[Any], dest: Path) -> float:
-    """Run a step again on its own. Outputs in the format's directory are removed first
-    (xorriso will not overwrite); intermediates and in-place edits are left as they were."""
+    """Run a step again on its own. The format's outputs (made in ``out-NAME`` directories
+    under ``dest``) are removed first (xorriso will not overwrite); intermediates and
+    in-place edits are left as they were."""
     for how in hows:
         for arg in how[0][1:] if len(how) == 2 else ():
             path = Path(arg)
-            if path.is_file() and dest in path.parents:
+            if path.is_file() and dest in path.parents and path.parent.name.startswith("out-"):
                 path.unlink()
     _settle()
     start = time.perf_counter()
@@ -178,33 +183,33 @@ def _rerun(hows: list[Any], dest: Path) -> float:
     return time.perf_counter() - start
 
 
-def _once(fmt: str, boot: BootFiles, root: Any, out: Path) -> dict[str, Any]:
+def _once(fmt: str, products: FileProducts, out: Path) -> dict[str, Any]:
     _steps.clear()
     _settle()
-    with media.Workspace(boot, out, root=root) as ws:
+    row = table.FORMATS[fmt]
+    with atomic.Staging() as staging, Workspace(products, OutputOptions(out), staging) as ws:
         start = time.perf_counter()
-        staged = ws.write(fmt)
+        row.write(ws, row)
         seconds = time.perf_counter() - start
         steps = _grouped(list(_steps))
         result: dict[str, Any] = {
             "seconds": seconds,
-            "output_bytes": sum(tmp.stat().st_size for tmp, _ in staged),
             "steps": [[name, round(t, 3)] for name, _, t in steps],
             "overhead_seconds": round(seconds - sum(t for _, _, t in steps), 3),
         }
         if steps:
             name, hows, _ = steps[-1]
-            dest = staged[0][0].parent if staged else ws.tmp
             if name == "stage-root-tree":
-                shutil.rmtree(ws.path("root"))
-            result["final_step"] = {"step": name, "seconds": _rerun(hows, dest)}
+                shutil.rmtree(media.intermediates(ws).path("root"))
+            result["final_step"] = {"step": name, "seconds": _rerun(hows, out)}
+        result["output_bytes"] = sum(path.stat().st_size for path in staging.commit())
     shutil.rmtree(out, ignore_errors=True)
     return result
 
 
-def _one(fmt: str, boot: BootFiles, root: Any, out: Path, repeat: int) -> dict[str, Any]:
+def _one(fmt: str, products: FileProducts, out: Path, repeat: int) -> dict[str, Any]:
     """The fastest of ``repeat`` runs, against the fastest of its final step run alone."""
-    runs = [_once(fmt, boot, root, out) for _ in range(repeat)]
+    runs = [_once(fmt, products, out) for _ in range(repeat)]
     best = min(runs, key=lambda r: r["seconds"])
     seconds = best["seconds"]
     best["seconds"] = round(seconds, 3)
@@ -217,28 +222,28 @@ def _one(fmt: str, boot: BootFiles, root: Any, out: Path, repeat: int) -> dict[s
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--formats", default=",".join(media.FORMATS))
+    parser.add_argument("--formats", default=",".join(MEDIA))
     parser.add_argument("--payload-mb", type=int, default=16)
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure (the fastest)")
     args = parser.parse_args()
     formats = args.formats.split(",")
     with tempfile.TemporaryDirectory(prefix="cairn-bench-") as tmp:
         work = Path(tmp)
-        boot, root = _inputs(work, args.payload_mb)
+        products = _inputs(work, args.payload_mb)
         report: dict[str, Any] = {
-            "kernel_bytes": boot.kernel.stat().st_size,
-            "initrd_bytes": boot.initrd.stat().st_size,
+            "kernel_bytes": products.kernel.stat().st_size,
+            "initrd_bytes": products.initrd_file.stat().st_size,
             "repeat": args.repeat,
             "formats": {},
         }
         for fmt in formats:
             out = work / f"out-{fmt.replace('+', '-')}"
-            report["formats"][fmt] = _one(fmt, boot, root, out, args.repeat)
+            report["formats"][fmt] = _one(fmt, products, out, args.repeat)
         all_formats = []
         for _ in range(args.repeat):
             _settle()
             start = time.perf_counter()
-            paths = media.write_media(formats, boot, work / "all", root=root)
+            paths = write(formats, products, work / "all")
             all_formats.append(time.perf_counter() - start)
             shutil.rmtree(work / "all")
         report["all_formats_seconds"] = round(min(all_formats), 3)

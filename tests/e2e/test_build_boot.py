@@ -133,7 +133,7 @@ def test_identical_files_are_stored_once_and_overwrites_do_not_leak(
 @pytest.mark.timeout(300)
 def test_every_format_is_byte_identical_across_builds(tmp_path: Path, registry: Registry) -> None:
     """`cairn build` of every format, twice (other cache, other working directory)."""
-    from cairn.formats.outputs import FORMATS
+    from cairn.formats.table import FORMATS
 
     kernel = assets.debian_kernel()
     busybox = assets.busybox().read_bytes()

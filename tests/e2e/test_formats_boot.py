@@ -19,16 +19,17 @@ from pathlib import Path
 import pytest
 
 from cairn.compress import writer
-from cairn.formats import media, stage1
-from cairn.formats.bootfiles import BootFiles
-from cairn.formats.cpio import CpioWriter
+from cairn.cpio import CpioWriter
+from cairn.formats import stage1, table
 from cairn.fs import Entry, Item, Kind, directory, regular, symlink
 from tests.fixtures import assets
+from tests.fixtures.products import FileProducts, write
 
 NAME = "media"
 CMDLINE = "console=ttyS0"
 INITRD_MARK = "CAIRN-MEDIA-BOOTED"
 ROOT_MARK = "CAIRN-ROOT-BOOTED"
+MEDIA = list(table.BOOT_MEDIA)  # every boot medium
 END_MARK = "CAIRN-LINE-END"  # waiting for it means the whole marker line has arrived
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
 OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
@@ -83,7 +84,7 @@ class Builds:
     a: Path
     b: Path
     inputs: Path
-    boot: BootFiles
+    products: FileProducts
 
 
 @pytest.fixture(scope="module")
@@ -99,29 +100,25 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> Builds:
             cpio.add(entry, data)
         cpio.finish()
         w.close()
-    boot = BootFiles(kernel.vmlinuz, initrd, CMDLINE, NAME)
     dirs = []
     for name in ("a", "b"):
         out = tmp_path_factory.mktemp(f"build-{name}")
         work = tmp_path_factory.mktemp(f"modules-{name}")
-        media.write_media(
-            list(media.FORMATS),
-            boot,
-            out,
-            root=functools.partial(_root_tree, kernel, busybox, work),
-        )
+        tree = functools.partial(_root_tree, kernel, busybox, work)
+        products = FileProducts(NAME, kernel.vmlinuz, initrd, CMDLINE, tree=tree)
+        write(MEDIA, products, out)
         dirs.append(out)
-    return Builds(dirs[0], dirs[1], inputs, boot)
+    return Builds(dirs[0], dirs[1], inputs, products)
 
 
 def _files(fmt: str) -> list[str]:
-    return media.FORMATS[fmt].files(NAME)
+    return table.FORMATS[fmt].file_names(NAME)
 
 
 # Reproducible ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fmt", list(media.FORMATS))
+@pytest.mark.parametrize("fmt", MEDIA)
 def test_format_is_byte_identical_across_builds(builds: Builds, fmt: str) -> None:
     for name in _files(fmt):
         a, b = builds.a / name, builds.b / name
@@ -221,7 +218,7 @@ def test_uki_reads_back(builds: Builds) -> None:
 @pytest.mark.parametrize("fmt", ["kernel+squashfs", "kernel+erofs", "kernel+iso"])
 def test_root_formats_read_back(builds: Builds, tmp_path: Path, fmt: str) -> None:
     kernel, cmdline, image, initrd = (builds.a / n for n in _files(fmt))
-    assert kernel.read_bytes() == builds.boot.kernel.read_bytes()
+    assert kernel.read_bytes() == builds.products.kernel.read_bytes()
     assert cmdline.read_text() == CMDLINE
     if fmt == "kernel+squashfs":
         listing = _out("unsquashfs", "-lln", image)
@@ -297,4 +294,4 @@ def test_format_boots(builds: Builds, tmp_path: Path, fmt: str, medium: str) -> 
 
 
 def test_boot_table_covers_every_format() -> None:
-    assert {fmt for fmt, _ in BOOTS} == set(media.FORMATS)
+    assert {fmt for fmt, _ in BOOTS} == set(MEDIA)

@@ -28,7 +28,7 @@ import pytest
 
 from cairn import fs as E
 from cairn.compress import writer
-from cairn.formats.cpio import CpioWriter
+from cairn.cpio import CpioWriter
 from tests.fixtures import assets
 
 pytestmark = [pytest.mark.qemu, pytest.mark.timeout(240)]

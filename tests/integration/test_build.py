@@ -215,6 +215,22 @@ def test_build_twice_gives_identical_bytes(build: Build, fmt: str) -> None:
         assert path.read_bytes() == (second[1] / path.name).read_bytes(), path.name
 
 
+def test_a_file_formats_share_is_written_once_and_printed_once(
+    tmp_path: Path, images: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "sys.yml"
+    config.write_text(
+        f"kernel:\n  image: {images['kernel']}\n  cmdline: console=ttyS0\n"
+        "files:\n  - path: etc/motd\n    contents: hi\n"
+    )
+    out = tmp_path / "out"
+    args = ["-f", "kernel+initrd", "-f", "kernel+erofs", "--dir", str(out), str(config)]
+    assert main(["build", "-q", "--cache", str(tmp_path / "c"), *args]) == 0
+    printed = [Path(line).name for line in capsys.readouterr().out.split()]
+    assert printed == ["sys-kernel", "sys-initrd.img", "sys-cmdline", "sys-erofs.img"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(printed)  # no scratch left
+
+
 def test_tar_output_lists_with_gnu_tar_and_has_linuxkit_records(build: Build) -> None:
     status, out = build("-f", "tar")
     assert status == 0

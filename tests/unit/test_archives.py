@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from cairn import fs as E
 from cairn.compress import PlainWriter
-from cairn.formats.cpio import CpioWriter
+from cairn.cpio import CpioWriter
 from cairn.tar import TarWriter, write_tar
 
 

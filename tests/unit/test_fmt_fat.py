@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from cairn.errors import CairnError
 from cairn.formats import fat
-from cairn.formats.bootfiles import MIB
+from cairn.formats.blocks import MIB
 
 EPOCH = 1492533000
 MTOOLS = {**os.environ, "MTOOLS_SKIP_CHECK": "1", "MTOOLSRC": os.devnull}

@@ -96,13 +96,6 @@ def test_without_root_owners_and_device_nodes_are_recorded(tmp_path: Path) -> No
     assert (tmp_path / "root/etc/shadow").read_bytes() == b""
 
 
-def test_skipped_entries_are_left_out(tmp_path: Path) -> None:
-    items = [directory("boot"), regular("boot/kernel", b"k"), regular("etc/x", b"")]
-    root = _stage(tmp_path, items, skip=lambda e: e.path.startswith("boot/"))
-    assert (root / "boot").is_dir()
-    assert not (root / "boot/kernel").exists()
-
-
 def test_the_digest_depends_on_content_and_metadata(tmp_path: Path) -> None:
     def digest(name: str, items: list[Item]) -> bytes:
         return stage(items, tmp_path / name, epoch=EPOCH).digest

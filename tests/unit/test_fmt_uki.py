@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from cairn.errors import CairnError
 from cairn.formats import uki
-from cairn.formats.bootfiles import Signing, align_up
+from cairn.formats.blocks import align_up
+from cairn.formats.inputs import Signing
 
 EPOCH = 1492533000
 

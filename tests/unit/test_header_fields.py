@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from cairn import fs as E
 from cairn.compress import PlainWriter
+from cairn.cpio import CpioWriter
 from cairn.errors import CairnError
 from cairn.formats import stage
-from cairn.formats.cpio import CpioWriter
 from cairn.tar import TarWriter
 from tests.fixtures.initrd import unpack_like_kernel
 

@@ -96,7 +96,6 @@ def files_items(
         uid = owner(spec.uid, ids, spec, "uid")
         gid = owner(spec.gid, ids, spec, "gid")
         mode = int(spec.mode, 8) & 0o7777 if spec.mode else (0o700 if spec.directory else 0o600)
-
         base = Entry(
             spec.path,
             Kind.FILE,
@@ -107,45 +106,40 @@ def files_items(
             source=SOURCE,
             location=f"files[{spec.index}]",
         )
-
-        data: io.BytesIO | _FileData | None = None
-        if spec.directory:
-            item = replace(base, kind=Kind.DIR)
-        elif spec.symlink is not None:
-            item = replace(base, kind=Kind.SYMLINK, link=spec.symlink)
-        elif spec.contents is not None or spec.metadata is not None:
-            content = (
-                spec.contents.encode()
-                if spec.contents is not None
-                else metadata(spec.metadata or "yaml")
-            )
-            item, data = replace(base, size=len(content)), io.BytesIO(content)
-        else:
-            path = _source_file(spec)
-            if path is None:
-                continue
-            data = _FileData(path)
-            item = replace(base, size=data.size)
+        found = _item(spec, base, metadata)
+        if found is None:
+            continue  # an optional source that is not there
+        item, data = found
         for parent in parents(spec.path):
             if parent not in made:
                 made.add(parent)
-                yield (
-                    Entry(
-                        parent,
-                        Kind.DIR,
-                        _parent_mode(mode),
-                        uid=uid,
-                        gid=gid,
-                        mtime=epoch,
-                        source=SOURCE,
-                        location=f"files[{spec.index}]",
-                    ),
-                    None,
-                )
+                yield replace(base, path=parent, kind=Kind.DIR, mode=_parent_mode(mode)), None
         made.add(spec.path)
         yield item, data
         if isinstance(data, _FileData):
             data.close()
+
+
+def _item(
+    spec: FileSpec, base: Entry, metadata: Callable[[str], bytes]
+) -> tuple[Entry, io.BytesIO | _FileData | None] | None:
+    """One spec's entry (``base`` made a directory, symlink or file) and its data."""
+    if spec.directory:
+        return replace(base, kind=Kind.DIR), None
+    if spec.symlink is not None:
+        return replace(base, kind=Kind.SYMLINK, link=spec.symlink), None
+    if spec.contents is not None or spec.metadata is not None:
+        content = (
+            spec.contents.encode()
+            if spec.contents is not None
+            else metadata(spec.metadata or "yaml")
+        )
+        return replace(base, size=len(content)), io.BytesIO(content)
+    path = _source_file(spec)
+    if path is None:
+        return None
+    data = _FileData(path)
+    return replace(base, size=data.size), data
 
 
 class _FileData:

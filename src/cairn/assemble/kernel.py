@@ -79,3 +79,12 @@ def kernel_items(
 
 # The kernel section's own files, which the modules tarball may not replace.
 _RESERVED = frozenset({"boot/kernel", "boot/cmdline", "boot/ucode.cpio"})
+
+
+def in_boot(path: str) -> bool:
+    """Whether ``path`` lies under ``boot/``, which only the tar outputs keep.
+
+    The kernel, its command line and the microcode travel as files of their own beside
+    an initrd or a root filesystem image; the ``boot`` directory itself stays (LinuxKit).
+    """
+    return path.startswith("boot/")

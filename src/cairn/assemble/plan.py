@@ -8,17 +8,18 @@ segments whose key changed and reuses the others from the segment cache.
 
 from __future__ import annotations
 
+import enum
 import hashlib
+import io
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from cairn import FORMAT_VERSION
 from cairn.assemble import bundle, files, image, kernel, volumes
 from cairn.config.model import Config, ImageSpec, VolumeSpec
-from cairn.errors import CairnError
-from cairn.fs import Item, join
+from cairn.fs import Item, Kind, join
 
 
 class ResolvedImage(image.LayeredImage, Protocol):
@@ -29,16 +30,33 @@ class ResolvedImage(image.LayeredImage, Protocol):
     def manifest(self) -> Mapping[str, Any]: ...
 
 
+class Role(enum.Enum):
+    """What a segment is: the section it comes from, or what the build derived."""
+
+    KERNEL = "kernel"  # carries boot/kernel (and maybe boot/ucode.cpio)
+    INIT = "init"
+    VOLUME = "volume"
+    ONBOOT = "onboot"
+    ONSHUTDOWN = "onshutdown"
+    SERVICE = "service"
+    FILES = "files"
+    APK = "apk"  # the union of the init images' apk databases (assemble/apk.py)
+    SBOM = "sbom"  # the software bill of materials (assemble/sbom.py)
+
+
+_CONTAINER_ROLES = {"onboot": Role.ONBOOT, "onshutdown": Role.ONSHUTDOWN, "services": Role.SERVICE}
+
+
 @dataclass(frozen=True)
 class Segment:
     """One independently encodable slice of the output tree."""
 
+    role: Role
     location: str  # LinuxKit's location: kernel, init[0], volume[0], onboot[1], files, ...
     key: str  # hash of every input of this segment's bytes
     produce: Callable[[], Iterator[Item]] = field(repr=False, compare=False)
     prefix: str = ""  # the directory the segment writes into ("" for the root)
     source: str = ""  # the image it comes from
-    kernel: bool = False  # carries boot/kernel (and maybe boot/ucode.cpio)
 
 
 def segment_key(*parts: object) -> str:
@@ -52,13 +70,12 @@ class Inputs:
     """Everything the plan needs besides the configuration."""
 
     images: Mapping[str, ResolvedImage]  # by normalised reference
-    store: image.BlobSource
+    store: volumes.BlobStore
     ids: Mapping[str, int]
     epoch: int
     metadata: Callable[[str], bytes]  # renders the merged config as yaml or json
     bundle_spec: Callable[[ImageSpec, ResolvedImage], tuple[bytes, Mapping[str, Any], bool]]
     runtime_json: Callable[[Mapping[str, Any]], bytes]
-    oci_volume: Callable[[VolumeSpec], Iterator[Item]] | None = None
 
 
 def plan(config: Config, inputs: Inputs) -> list[Segment]:
@@ -72,6 +89,7 @@ def plan(config: Config, inputs: Inputs) -> list[Segment]:
         img = inputs.images[ref.image]
         segments.append(
             Segment(
+                role=Role.INIT,
                 location=ref.location,
                 key=segment_key("init", img.digest, ref.image, ref.location, epoch),
                 produce=_placed(img, inputs, prefix="", location=ref.location, resolv=True),
@@ -87,6 +105,7 @@ def plan(config: Config, inputs: Inputs) -> list[Segment]:
         fingerprint = files.fingerprint(config.files, inputs.metadata)
         segments.append(
             Segment(
+                role=Role.FILES,
                 location="files",
                 key=segment_key("files", fingerprint, dict(inputs.ids), epoch),
                 produce=lambda: files.files_items(
@@ -134,7 +153,7 @@ def _kernel_segment(config: Config, inputs: Inputs) -> Segment:
         spec.ucode,
         inputs.epoch,
     )
-    return Segment("kernel", key, produce, source=spec.image, kernel=True)
+    return Segment(Role.KERNEL, "kernel", key, produce, source=spec.image)
 
 
 def _volume_segment(volume: VolumeSpec, inputs: Inputs) -> Segment:
@@ -146,10 +165,7 @@ def _volume_segment(volume: VolumeSpec, inputs: Inputs) -> Segment:
         img = inputs.images[volume.image]
         digest = img.digest
         if volume.format == "oci":
-            if inputs.oci_volume is None:
-                raise CairnError(f"volume {volume.name}: OCI-format volumes are not available")
-            oci_volume = inputs.oci_volume
-            content = lambda: oci_volume(volume)  # noqa: E731
+            content = _oci_layout(volume, img, inputs)
         else:
             content = _placed(img, inputs, prefix=lower, location=location, resolv=True)
     source = volume.image or volumes.SOURCE
@@ -170,7 +186,17 @@ def _volume_segment(volume: VolumeSpec, inputs: Inputs) -> Segment:
         location,
         inputs.epoch,
     )
-    return Segment(location, key, produce, prefix=volumes.volume_root(volume.name), source=source)
+    root = volumes.volume_root(volume.name)
+    return Segment(Role.VOLUME, location, key, produce, prefix=root, source=source)
+
+
+def _oci_layout(
+    volume: VolumeSpec, img: ResolvedImage, inputs: Inputs
+) -> Callable[[], Iterator[Item]]:
+    def produce() -> Iterator[Item]:
+        return volumes.oci_volume_items(volume, img, inputs.store, epoch=inputs.epoch)
+
+    return produce
 
 
 def _bundle_segment(
@@ -214,4 +240,20 @@ def _bundle_segment(
         location,
         inputs.epoch,
     )
-    return Segment(location, key, produce, prefix=path, source=spec.image)
+    role = _CONTAINER_ROLES[spec.section]
+    return Segment(role, location, key, produce, prefix=path, source=spec.image)
+
+
+def static_segment(role: Role, location: str, items: Sequence[Item]) -> Segment:
+    """A small generated segment (held in memory) whose key is its content."""
+    contents = []
+    for entry, data in items:
+        body = data.read() if data is not None else b""
+        contents.append((entry, body))
+    key = segment_key(location, [(repr(e), b.hex()) for e, b in contents])
+
+    def produce() -> Iterator[Item]:
+        for entry, body in contents:
+            yield entry, (io.BytesIO(body) if entry.kind is Kind.FILE else None)
+
+    return Segment(role, location, key, produce)

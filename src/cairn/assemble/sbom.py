@@ -12,10 +12,13 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from cairn import __version__
+from cairn.assemble.plan import Role, Segment, static_segment
+from cairn.fs import regular
 
 PATH = "sbom.spdx.json"
 
@@ -27,6 +30,16 @@ class FileRecord:
     sha1: str
     sha256: str
     source: str  # the image (or linuxkit.files) the file came from
+
+
+class LabelledImage(Protocol):
+    """The parts of a resolved image the SBOM records."""
+
+    @property
+    def digest(self) -> str: ...
+
+    @property
+    def config(self) -> Mapping[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -41,6 +54,80 @@ def _spdx_id(prefix: str, text: str) -> str:
     return f"SPDXRef-{prefix}-" + re.sub(r"[^A-Za-z0-9.-]", "-", text)
 
 
+def image_record(reference: str, image: LabelledImage) -> ImageRecord:
+    """An image as the SBOM lists it, with the packages its ``org.cairn.packages`` label
+    declares (Cairn-built images: one ``name version sha256`` line per package)."""
+    labels = (image.config.get("config") or {}).get("Labels") or {}
+    found = []
+    for line in labels.get("org.cairn.packages", "").splitlines():
+        fields = line.split()
+        if len(fields) == 3:
+            found.append((fields[0], fields[1], fields[2]))
+    return ImageRecord(reference, image.digest, tuple(found))
+
+
+def sbom_segment(images: Sequence[ImageRecord], files: Iterable[FileRecord], epoch: int) -> Segment:
+    """The derived segment holding the SBOM of ``images`` and ``files`` (every segment's)."""
+    item = regular(PATH, sbom(images, files, epoch), 0o644, mtime=epoch)
+    return static_segment(Role.SBOM, "sbom", [item])
+
+
+def _relationship(element: str, kind: str, related: str) -> dict[str, str]:
+    return {"spdxElementId": element, "relationshipType": kind, "relatedSpdxElement": related}
+
+
+def _image_package(spdx_id: str, image: ImageRecord) -> dict[str, Any]:
+    hexdigest = image.digest.split(":", 1)[-1]
+    return {
+        "SPDXID": spdx_id,
+        "name": image.name,
+        "versionInfo": image.digest,
+        "downloadLocation": "NOASSERTION",
+        "filesAnalyzed": False,
+        "checksums": [{"algorithm": "SHA256", "checksumValue": hexdigest}],
+        "primaryPackagePurpose": "CONTAINER",
+        "externalRefs": [
+            {
+                "referenceCategory": "PACKAGE-MANAGER",
+                "referenceType": "purl",
+                "referenceLocator": f"pkg:oci/{image.name.rsplit('/', 1)[-1].split(':')[0]}"
+                f"@{image.digest}",
+            }
+        ],
+    }
+
+
+def _debian_package(package_id: str, name: str, version: str, sha256: str) -> dict[str, Any]:
+    return {
+        "SPDXID": package_id,
+        "name": name,
+        "versionInfo": version,
+        "downloadLocation": "NOASSERTION",
+        "filesAnalyzed": False,
+        "checksums": [{"algorithm": "SHA256", "checksumValue": sha256}],
+        "externalRefs": [
+            {
+                "referenceCategory": "PACKAGE-MANAGER",
+                "referenceType": "purl",
+                "referenceLocator": f"pkg:deb/debian/{name}@{version}?arch=amd64",
+            }
+        ],
+    }
+
+
+def _file(file_id: str, record: FileRecord) -> dict[str, Any]:
+    return {
+        "SPDXID": file_id,
+        "fileName": "./" + record.path,
+        "checksums": [
+            {"algorithm": "SHA1", "checksumValue": record.sha1},
+            {"algorithm": "SHA256", "checksumValue": record.sha256},
+        ],
+        "licenseConcluded": "NOASSERTION",
+        "copyrightText": "NOASSERTION",
+    }
+
+
 def sbom(images: Sequence[ImageRecord], files: Iterable[FileRecord], epoch: int) -> bytes:
     """The SPDX document for a build's images and (final, de-duplicated) files."""
     final: dict[str, FileRecord] = {}
@@ -53,83 +140,19 @@ def sbom(images: Sequence[ImageRecord], files: Iterable[FileRecord], epoch: int)
     for n, image in enumerate(images):
         spdx_id = f"SPDXRef-Image-{n}"
         image_ids[image.name] = spdx_id
-        hexdigest = image.digest.split(":", 1)[-1]
-        packages.append(
-            {
-                "SPDXID": spdx_id,
-                "name": image.name,
-                "versionInfo": image.digest,
-                "downloadLocation": "NOASSERTION",
-                "filesAnalyzed": False,
-                "checksums": [{"algorithm": "SHA256", "checksumValue": hexdigest}],
-                "primaryPackagePurpose": "CONTAINER",
-                "externalRefs": [
-                    {
-                        "referenceCategory": "PACKAGE-MANAGER",
-                        "referenceType": "purl",
-                        "referenceLocator": f"pkg:oci/{image.name.rsplit('/', 1)[-1].split(':')[0]}"
-                        f"@{image.digest}",
-                    }
-                ],
-            }
-        )
-        relationships.append(
-            {
-                "spdxElementId": "SPDXRef-DOCUMENT",
-                "relationshipType": "DESCRIBES",
-                "relatedSpdxElement": spdx_id,
-            }
-        )
+        packages.append(_image_package(spdx_id, image))
+        relationships.append(_relationship("SPDXRef-DOCUMENT", "DESCRIBES", spdx_id))
         for name, version, sha256 in image.packages:
             package_id = _spdx_id("Package", f"{n}-{name}-{version}")
-            packages.append(
-                {
-                    "SPDXID": package_id,
-                    "name": name,
-                    "versionInfo": version,
-                    "downloadLocation": "NOASSERTION",
-                    "filesAnalyzed": False,
-                    "checksums": [{"algorithm": "SHA256", "checksumValue": sha256}],
-                    "externalRefs": [
-                        {
-                            "referenceCategory": "PACKAGE-MANAGER",
-                            "referenceType": "purl",
-                            "referenceLocator": f"pkg:deb/debian/{name}@{version}?arch=amd64",
-                        }
-                    ],
-                }
-            )
-            relationships.append(
-                {
-                    "spdxElementId": spdx_id,
-                    "relationshipType": "CONTAINS",
-                    "relatedSpdxElement": package_id,
-                }
-            )
+            packages.append(_debian_package(package_id, name, version, sha256))
+            relationships.append(_relationship(spdx_id, "CONTAINS", package_id))
     spdx_files = []
     for n, record in enumerate(sorted(final.values(), key=lambda r: r.path)):
         file_id = f"SPDXRef-File-{n}"
-        spdx_files.append(
-            {
-                "SPDXID": file_id,
-                "fileName": "./" + record.path,
-                "checksums": [
-                    {"algorithm": "SHA1", "checksumValue": record.sha1},
-                    {"algorithm": "SHA256", "checksumValue": record.sha256},
-                ],
-                "licenseConcluded": "NOASSERTION",
-                "copyrightText": "NOASSERTION",
-            }
-        )
+        spdx_files.append(_file(file_id, record))
         owner = image_ids.get(record.source)
         if owner:
-            relationships.append(
-                {
-                    "spdxElementId": owner,
-                    "relationshipType": "CONTAINS",
-                    "relatedSpdxElement": file_id,
-                }
-            )
+            relationships.append(_relationship(owner, "CONTAINS", file_id))
     body = {"packages": packages, "files": spdx_files, "relationships": relationships}
     namespace = hashlib.sha256(
         json.dumps(body, sort_keys=True, separators=(",", ":")).encode()

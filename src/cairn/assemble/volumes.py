@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import IO, Any, Protocol
 
 from cairn.config.model import VolumeSpec
@@ -21,7 +22,24 @@ BASE = "containers/volumes"
 
 
 class BlobStore(Protocol):
+    """Where blobs are read from (the image store)."""
+
     def open_blob(self, digest: str) -> IO[bytes]: ...
+
+    def blob_path(self, digest: str) -> Path: ...
+
+
+class OciImage(Protocol):
+    """The parts of a resolved image an OCI-format volume holds."""
+
+    @property
+    def digest(self) -> str: ...
+
+    @property
+    def manifest(self) -> Mapping[str, Any]: ...
+
+    @property
+    def config(self) -> Mapping[str, Any]: ...
 
 
 def volume_root(name: str) -> str:
@@ -49,6 +67,27 @@ def volume_items(
     if not volume.readonly:
         yield directory(f"{root}/tmp")
     yield directory(f"{root}/merged")
+
+
+def oci_volume_items(
+    volume: VolumeSpec, image: OciImage, store: BlobStore, *, epoch: int
+) -> Iterator[Item]:
+    """The ``lower`` tree of a ``format: oci`` volume: its image as an OCI image layout."""
+    assert volume.image, "an OCI-format volume has an image"
+    manifest_size = store.blob_path(image.digest).stat().st_size
+    config = image.config
+    platform = {"architecture": config.get("architecture", ""), "os": config.get("os", "")}
+    if config.get("variant"):
+        platform["variant"] = config["variant"]
+    return oci_layout_items(
+        [(image.manifest, image.digest, manifest_size, platform)],
+        store,
+        prefix=f"{volume_root(volume.name)}/lower",
+        ref_name=volume.image,
+        source=volume.image,
+        location=f"volume[{volume.index}]",
+        epoch=epoch,
+    )
 
 
 def oci_layout_items(

@@ -12,6 +12,7 @@ from cairn.errors import UsageError
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     from cairn.cli.options import add_registry_args
+    from cairn.formats import table
 
     p = sub.add_parser(
         "build",
@@ -19,6 +20,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         help="build outputs from LinuxKit YAML files",
         description="Build a bootable system from one or more LinuxKit YAML files "
         "(merged in order). Files may be paths, '-' for stdin, or http(s) URLs.",
+        epilog="formats:\n" + table.describe(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("configs", nargs="+", metavar="FILE", help="YAML configuration file(s)")
     p.add_argument(
@@ -27,7 +30,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="FORMAT",
-        help="output format (repeatable, or comma-separated); default kernel+initrd",
+        help=f"output format (repeatable, or comma-separated; listed below); "
+        f"default {table.DEFAULT}",
     )
     p.add_argument("--name", help="output base name (default: the last file's name)")
     p.add_argument("--dir", type=Path, default=Path(), help="output directory")
@@ -75,27 +79,31 @@ def parse_size(text: str | None) -> int | None:
 def run(args: argparse.Namespace) -> int:
     from cairn import build
     from cairn.cli.options import cache_dir, registry_options
+    from cairn.formats.inputs import OutputOptions, Signing
 
     formats = [f.strip() for value in args.format for f in value.split(",") if f.strip()]
     if args.output is not None and (args.name or args.dir != Path()):
         raise UsageError("-o/--output cannot be combined with --name or --dir")
     if bool(args.sign_key) != bool(args.sign_cert):
         raise UsageError("--sign-key and --sign-cert go together")
+    outputs = OutputOptions(
+        directory=args.dir,
+        output=args.output,
+        size=parse_size(args.size),
+        compression=args.compression,
+        signing=Signing(args.sign_key, args.sign_cert) if args.sign_key else None,
+    )
     options = build.BuildOptions(
         configs=args.configs,
         formats=formats,
         name=args.name,
-        directory=args.dir,
-        output=args.output,
+        outputs=outputs,
         cache=cache_dir(args),
         pull=args.pull,
         arch=args.arch,
-        compression=args.compression,
         sbom=not args.no_sbom,
         reuse_segments=not args.no_segment_cache,
         registry=registry_options(args),
-        size=parse_size(args.size),
-        extra={"sign_key": args.sign_key, "sign_cert": args.sign_cert},
     )
     if args.dry_run:
         sys.stdout.buffer.write(build.dry_run(options))

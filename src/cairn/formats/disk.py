@@ -15,28 +15,18 @@ the data are written: the caller may still be computing it on another thread.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from cairn.errors import CairnError
 from cairn.formats import fat, gpt
-from cairn.formats.bootfiles import MIB, align_up, derive_u32, derive_uuid
+from cairn.formats.blocks import MIB, align_up
+from cairn.formats.ids import derive_u32, derive_uuid
 from cairn.formats.mbr import SECTOR, MbrPartition, mbr
 
 PARTITION_START = MIB  # LBA 2048: aligned for every kind of storage
 _GPT_TAIL = MIB  # room for the backup GPT (33 sectors), keeping the end aligned
 SYSLINUX_MBR = Path("/usr/lib/syslinux/mbr/mbr.bin")
 _SYSLINUX_OVERHEAD = 256 * 1024  # ldlinux.sys + ldlinux.c32, written by `syslinux --install`
-
-
-@dataclass(frozen=True)
-class Disk:
-    """What was written: the image and where its one partition lies (in bytes)."""
-
-    path: Path
-    size: int
-    partition_offset: int
-    partition_size: int
 
 
 def _disk_size(needed: int, size: int | None, what: str) -> int:
@@ -64,7 +54,7 @@ def bios_disk(
     size: int | None,
     seed: Callable[[], bytes],
     epoch: int,
-) -> Disk:
+) -> None:
     """An MBR disk whose active FAT partition boots syslinux into kernel + initrd."""
     config = fat.syslinux_config(cmdline, kernel="/kernel", initrd="/initrd.img")
     files: list[fat.FatFile] = [
@@ -89,7 +79,6 @@ def bios_disk(
     with path.open("r+b") as f:
         f.write(mbr([partition], disk_id=derive_u32(seed(), "mbr-disk-id"),
                     boot_code=SYSLINUX_MBR.read_bytes()))  # fmt: skip
-    return Disk(path, total, PARTITION_START, part_size)
 
 
 def efi_disk(
@@ -99,7 +88,7 @@ def efi_disk(
     size: int | None,
     seed: Callable[[], bytes],
     epoch: int,
-) -> Disk:
+) -> None:
     """A GPT disk with one EFI system partition holding ``esp_files``."""
     needed = PARTITION_START + fat.size_for(esp_files) + _GPT_TAIL
     total = _disk_size(needed, size, "an EFI disk with this kernel and initrd")
@@ -119,4 +108,3 @@ def efi_disk(
     )  # fmt: skip
     with path.open("r+b") as f:
         gpt.write_gpt(f, sectors, [esp], disk_guid=derive_uuid(seed(), "gpt-disk-guid"))
-    return Disk(path, total, PARTITION_START, part_size)

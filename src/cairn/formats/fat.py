@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Protocol
 
 from cairn.errors import CairnError
-from cairn.formats.bootfiles import MIB, align_up, copy_into, write_at
+from cairn.formats.blocks import MIB, align_up, copy_into, write_at
 from cairn.formats.mbr import TYPE_FAT12, TYPE_FAT16_LBA, TYPE_FAT32_LBA
 from cairn.proc import require, run
 
@@ -463,11 +463,7 @@ def make_fat(
     ``before_data`` may add files of its own (``syslinux --install``, whose ``sync()``
     then flushes a few KiB, not the whole kernel and initrd).
     """
-    if offset % _SECTOR or size % 1024:
-        raise ValueError("FAT offset must be sector-aligned and size a multiple of 1 KiB")
-    for dest, source in files:
-        if isinstance(source, Path) and not source.is_file():
-            raise CairnError(f"{source} is missing, so {dest} cannot be written")
+    _check_inputs(files, offset, size)
     g = _geometry(size, fat_bits(size))
     root = _tree(files)
     chains = _allocate(root, g)
@@ -485,16 +481,7 @@ def make_fat(
         fresh = _is_hole(fd, offset, offset + size)
         if not fresh:
             _zero(fd, offset, g.data_start)
-        for node, parent in _walk(root):
-            if parent is None and g.bits != 32:
-                length = g.root_sectors * _SECTOR
-                at = g.data_start - length
-            else:
-                at, length = g.cluster_offset(node.cluster), node.clusters * g.cluster
-            # ".." names the root as cluster 0, whatever the FAT type.
-            up = None if parent is None else 0 if parent is root else parent.cluster
-            entries = _directory(node, up, label_bytes if parent is None else None, epoch, length)
-            write_at(fd, entries, offset + at)
+        _write_directories(fd, offset, root, g, label_bytes, epoch)
         table = _fat_table(g, chains)
         for copy in range(2):
             write_at(fd, table, offset + g.fat_offset(copy))
@@ -512,6 +499,30 @@ def make_fat(
         vid = struct.pack("<I", (volume_id() if callable(volume_id) else volume_id) & 0xFFFFFFFF)
         for number in (0, _BACKUP_BOOT_SECTOR) if g.bits == 32 else (0,):
             write_at(fd, vid, offset + number * _SECTOR + _volume_id_offset(g.bits))
+
+
+def _check_inputs(files: Sequence[FatFile], offset: int, size: int) -> None:
+    if offset % _SECTOR or size % 1024:
+        raise ValueError("FAT offset must be sector-aligned and size a multiple of 1 KiB")
+    for dest, source in files:
+        if isinstance(source, Path) and not source.is_file():
+            raise CairnError(f"{source} is missing, so {dest} cannot be written")
+
+
+def _write_directories(
+    fd: int, offset: int, root: _Node, g: _Geometry, label: bytes, epoch: int
+) -> None:
+    """Every directory's entries, the root's in its fixed area on FAT12/16."""
+    for node, parent in _walk(root):
+        if parent is None and g.bits != 32:
+            length = g.root_sectors * _SECTOR
+            at = g.data_start - length
+        else:
+            at, length = g.cluster_offset(node.cluster), node.clusters * g.cluster
+        # ".." names the root as cluster 0, whatever the FAT type.
+        up = None if parent is None else 0 if parent is root else parent.cluster
+        entries = _directory(node, up, label if parent is None else None, epoch, length)
+        write_at(fd, entries, offset + at)
 
 
 def _allocate(root: _Node, g: _Geometry) -> list[tuple[int, int]]:

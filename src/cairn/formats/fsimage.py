@@ -19,7 +19,7 @@ import stat
 from pathlib import Path
 
 from cairn import log
-from cairn.formats.bootfiles import derive_uuid
+from cairn.formats.ids import derive_uuid
 from cairn.formats.stage import StagedTree
 from cairn.fs import Entry, Kind
 from cairn.proc import run

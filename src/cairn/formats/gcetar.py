@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from cairn.compress import GzipWriter
+from cairn.fs import copy_data
 
 BLOCK = 512
-_COPY = 1 << 20
 _HEADER_SPARSE = 4  # map entries in the main header
 _EXTENSION_SPARSE = 21  # map entries in each extension block
 
@@ -104,12 +104,6 @@ def write_gce_archive(raw: Path, out: Path, *, epoch: int, member: str = "disk.r
             gz.write(block)
         for offset, length in regions:
             src.seek(offset)
-            remaining = length
-            while remaining:
-                chunk = src.read(min(remaining, _COPY))
-                if not chunk:
-                    raise OSError(f"{raw} shrank while being archived")
-                gz.write(chunk)
-                remaining -= len(chunk)
+            copy_data(src, gz.write, length, str(raw))
         gz.write(b"\0" * (-stored % BLOCK) + b"\0" * (2 * BLOCK))
         gz.close()

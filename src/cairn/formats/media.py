@@ -1,16 +1,13 @@
-"""Every bootable format Cairn writes: names, output files, and how each is made.
+"""Boot media: ISOs, disks, virtual disks, cloud images, the UKI, root-filesystem images.
 
-One :class:`Workspace` serves all the formats of one build. It lives in a private
-directory inside the output directory and makes each intermediate once, on first use:
-the unified kernel image, the ESP, the EFI ISO, each raw disk layout at each size, the
-staged root tree, the stage-1 initrd. Every format writes its files there under their
-final names (a VMDK names itself inside), and :meth:`Workspace.write` returns
-``(staged, final)`` pairs for the build to rename once every format has succeeded; a
-failed build leaves nothing behind. :func:`write_media` does all of that in one call.
-
-The format table, :data:`FORMATS`, is the single place that says which outputs a format
-has, whether ``--size`` applies and what its default is. docs/formats.md explains every
-choice.
+:class:`Media` holds the intermediates the boot media of one build share and makes each
+once, on first use, in a scratch directory inside the output directory: the unified
+kernel image, the ESP, the EFI ISO, each raw disk layout at each size, the staged root
+tree, the stage-1 initrd. Each writer below (a row of formats/table.py) takes what it
+needs from there; an intermediate that is an output as it stands is hard-linked into
+place, never copied (a second output of the same bytes gets a copy of its own). A
+format whose file names itself inside (a VMDK) is made under its final name.
+docs/formats.md explains every choice.
 """
 
 from __future__ import annotations
@@ -18,119 +15,40 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from types import TracebackType
-from typing import Protocol
 
 from cairn import log
-from cairn.errors import CairnError, UsageError
 from cairn.formats import convert, disk, fat, fsimage, gcetar, iso, stage1, uki
-from cairn.formats.bootfiles import (
-    GIB,
-    MIB,
-    BackgroundDigest,
-    BootFiles,
-    Signing,
-    align_up,
-    derive_u32,
-    derive_uuid,
-    kernel_version,
-    require_bzimage,
-)
+from cairn.formats.blocks import GIB, MIB, align_up, concatenate
+from cairn.formats.bzimage import kernel_version, require_bzimage
+from cairn.formats.ids import BackgroundDigest, derive_u32, derive_uuid
+from cairn.formats.initrd import write_cmdline
+from cairn.formats.inputs import BootFiles, Signing
 from cairn.formats.stage import StagedTree, stage
-from cairn.fs import Entry, Item
+from cairn.formats.writer import Format, Workspace
+from cairn.fs import Item
 
 RootSource = Callable[[], Iterable[Item]]
 """Returns the root tree as a fresh stream of entries (called at most once per build)."""
 
 
-class Writer(Protocol):
-    """Writes one format's files into ``dest`` (named as in its table row)."""
-
-    def __call__(self, ws: Workspace, dest: Path) -> None: ...
-
-
-@dataclass(frozen=True)
-class MediaFormat:
-    """One row of the format table."""
-
-    name: str
-    outputs: tuple[str, ...]  # file name templates ("{name}.iso")
-    write: Writer
-    summary: str
-    sized: bool = False  # --size applies
-    default_size: int | None = None  # None: as small as the files allow
-    needs_root: bool = False  # needs the root tree, not just kernel + initrd
-    optional: tuple[str, ...] = field(default=())  # outputs that may be absent
-
-    def files(self, name: str) -> list[str]:
-        return [t.format(name=name) for t in self.outputs]
-
-
-class Workspace:
+class Media:
     """The shared, memoised intermediates of one build's boot media."""
 
     def __init__(
-        self,
-        boot: BootFiles,
-        out_dir: Path,
-        *,
-        size: int | None = None,
-        signing: Signing | None = None,
-        root: RootSource | None = None,
+        self, boot: BootFiles, scratch: Path, *, signing: Signing | None, root: RootSource
     ) -> None:
         self.boot = boot
-        self.out_dir = out_dir
-        self.size = size
+        self.scratch = scratch
         self.signing = signing
         self._root = root
-        try:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            self.tmp = Path(tempfile.mkdtemp(prefix=".cairn-media-", dir=out_dir))
-        except OSError as exc:
-            raise CairnError(f"cannot write to {out_dir}: {exc.strerror}") from exc
         self._memo: dict[object, Path] = {}
         self._digest: BackgroundDigest | None = None
         self._uki_image: uki.UkiImage | None = None
         self._tree: StagedTree | None = None
         self._stage1: Path | None = None
         self._stage1_done = False
-
-    def __enter__(self) -> Workspace:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Remove every intermediate and every output that was not renamed into place."""
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-    # The formats ------------------------------------------------------------------------
-
-    def write(self, fmt: str) -> list[tuple[Path, Path]]:
-        """Write one format; returns ``(staged, final)`` pairs for the caller to rename."""
-        spec = FORMATS.get(fmt)
-        if spec is None:
-            raise UsageError(f"unknown format {fmt!r}", hint="formats: " + ", ".join(FORMATS))
-        dest = self.tmp / f"out-{fmt.replace('+', '-')}"
-        dest.mkdir(exist_ok=True)
-        spec.write(self, dest)  # the build logs the step ("Writing FORMAT")
-        staged = []
-        optional = {t.format(name=self.boot.name) for t in spec.optional}
-        for name in spec.files(self.boot.name):
-            path = dest / name
-            if path.exists():
-                path.chmod(0o644)
-                staged.append((path, self.out_dir / name))
-            elif name not in optional:
-                raise RuntimeError(f"{fmt} did not write {name}")
-        return staged
 
     # Shared inputs ---------------------------------------------------------------------
 
@@ -150,7 +68,7 @@ class Workspace:
         return self._digest
 
     def path(self, name: str) -> Path:
-        return self.tmp / name
+        return self.scratch / name
 
     def _once(self, key: object, make: Callable[[Path], None], name: str) -> Path:
         if key not in self._memo:
@@ -164,18 +82,13 @@ class Workspace:
         if self.boot.ucode is None:
             return self.boot.initrd
 
+        ucode = self.boot.ucode
+
         def make(path: Path) -> None:
             with path.open("wb") as out:
-                for part in (self.boot.ucode, self.boot.initrd):
-                    assert part is not None
-                    with part.open("rb") as src:
-                        shutil.copyfileobj(src, out, 1 << 20)
+                concatenate([ucode, self.boot.initrd], out)
 
         return self._once("initrd", make, "initrd.img")
-
-    def disk_size(self, spec: MediaFormat) -> int | None:
-        size = self.size if self.size is not None else spec.default_size
-        return None if size is None else align_up(size, MIB)
 
     # EFI -------------------------------------------------------------------------------
 
@@ -275,12 +188,8 @@ class Workspace:
     def tree(self) -> StagedTree:
         """The root tree, staged once for every root-filesystem format."""
         if self._tree is None:
-            if self._root is None:
-                raise CairnError("this format needs the root filesystem tree, which is missing")
             with log.step("Staging the root tree"):
-                self._tree = stage(
-                    self._root(), self.path("root"), epoch=self.boot.epoch, skip=_boot_entry
-                )
+                self._tree = stage(self._root(), self.path("root"), epoch=self.boot.epoch)
         return self._tree
 
     def stage1(self) -> Path | None:
@@ -297,8 +206,7 @@ class Workspace:
             if made and self.boot.ucode is not None:
                 with_ucode = self.path("stage1-ucode.img")
                 with with_ucode.open("wb") as f:
-                    for part in (self.boot.ucode, out):
-                        f.write(part.read_bytes())
+                    concatenate([self.boot.ucode, out], f)
                 out = with_ucode
             self._stage1 = out if made else None
         return self._stage1
@@ -307,11 +215,6 @@ class Workspace:
 def _fat_name(name: str) -> str:
     # Long FAT names refuse a few characters; the UKI's name is only for people to read.
     return re.sub(r'[\\/:*?"<>|\x00-\x1f]', "-", name) or "cairn"
-
-
-def _boot_entry(e: Entry) -> bool:
-    # LinuxKit's root-filesystem formats get the tree without boot/* (kernel, cmdline, ucode).
-    return e.path.startswith("boot/")
 
 
 def _link(src: Path, dest: Path) -> None:
@@ -332,172 +235,147 @@ def _link(src: Path, dest: Path) -> None:
 # Writers -----------------------------------------------------------------------------
 
 
-def _name(ws: Workspace, fmt: str, index: int = 0) -> str:
-    return FORMATS[fmt].files(ws.boot.name)[index]
+def intermediates(ws: Workspace) -> Media:
+    """The boot-media intermediates of the build ``ws`` writes (made once per build)."""
+
+    def make() -> Media:
+        scratch = ws.scratch("media")
+        return Media(ws.boot(), scratch, signing=ws.options.signing, root=ws.products.root)
+
+    return ws.once("media", make)
 
 
-def _raw_bios(ws: Workspace, dest: Path) -> None:
-    _link(ws.bios_disk(ws.disk_size(FORMATS["raw-bios"])), dest / _name(ws, "raw-bios"))
+def _disk_size(ws: Workspace, row: Format) -> int | None:
+    size = ws.options.size if ws.options.size is not None else row.default_size
+    return None if size is None else align_up(size, MIB)
 
 
-def _aws(ws: Workspace, dest: Path) -> None:
-    _link(ws.bios_disk(ws.disk_size(FORMATS["aws"])), dest / _name(ws, "aws"))
+def _make(ws: Workspace, name: str, make: Callable[[Path], None]) -> None:
+    """Make the output file ``name`` with ``make(path)``: under its own name (a VMDK
+    names itself inside), in a directory of its own, then staged."""
+    path = ws.scratch(f"out-{name}") / name
+    make(path)
+    ws.adopt(path, name)
 
 
-def _raw_efi(ws: Workspace, dest: Path) -> None:
-    _link(ws.efi_disk(ws.disk_size(FORMATS["raw-efi"])), dest / _name(ws, "raw-efi"))
+def _place(ws: Workspace, src: Path, name: str) -> None:
+    _make(ws, name, lambda path: _link(src, path))
 
 
-def _qcow2_bios(ws: Workspace, dest: Path) -> None:
-    raw = ws.bios_disk(ws.disk_size(FORMATS["qcow2-bios"]))
-    convert.to_qcow2(raw, dest / _name(ws, "qcow2-bios"))
+def write_raw_bios(ws: Workspace, row: Format) -> None:
+    """``raw-bios`` and ``aws``: the BIOS disk at the requested (or the row's) size."""
+    [name] = row.file_names(ws.name)
+    _place(ws, intermediates(ws).bios_disk(_disk_size(ws, row)), name)
 
 
-def _qcow2_efi(ws: Workspace, dest: Path) -> None:
-    raw = ws.efi_disk(ws.disk_size(FORMATS["qcow2-efi"]))
-    convert.to_qcow2(raw, dest / _name(ws, "qcow2-efi"))
+def write_raw_efi(ws: Workspace, row: Format) -> None:
+    [name] = row.file_names(ws.name)
+    _place(ws, intermediates(ws).efi_disk(_disk_size(ws, row)), name)
 
 
-def _vhd(dynamic: bool) -> Writer:
-    fmt = "dynamic-vhd" if dynamic else "vhd"
-
-    def write(ws: Workspace, dest: Path) -> None:
-        size = ws.disk_size(FORMATS[fmt])
-        raw = ws.bios_disk(size)
-        unique = derive_uuid(ws.seed, f"{fmt}-{size}")
-        convert.to_vhd(raw, dest / _name(ws, fmt), dynamic=dynamic, unique_id=unique,
-                       epoch=ws.boot.epoch)  # fmt: skip
-
-    return write
+def write_qcow2_bios(ws: Workspace, row: Format) -> None:
+    [name] = row.file_names(ws.name)
+    raw = intermediates(ws).bios_disk(_disk_size(ws, row))
+    _make(ws, name, lambda out: convert.to_qcow2(raw, out))
 
 
-def _vmdk(ws: Workspace, dest: Path) -> None:
-    size = ws.disk_size(FORMATS["vmdk"])
-    raw = ws.bios_disk(size)
-    convert.to_vmdk(raw, dest / _name(ws, "vmdk"), cid=derive_u32(ws.seed, f"vmdk-cid-{size}"))
+def write_qcow2_efi(ws: Workspace, row: Format) -> None:
+    [name] = row.file_names(ws.name)
+    raw = intermediates(ws).efi_disk(_disk_size(ws, row))
+    _make(ws, name, lambda out: convert.to_qcow2(raw, out))
 
 
-def _gcp(ws: Workspace, dest: Path) -> None:
-    size = ws.disk_size(FORMATS["gcp"])
+def write_fixed_vhd(ws: Workspace, row: Format) -> None:
+    _vhd(ws, row, dynamic=False)
+
+
+def write_dynamic_vhd(ws: Workspace, row: Format) -> None:
+    _vhd(ws, row, dynamic=True)
+
+
+def _vhd(ws: Workspace, row: Format, *, dynamic: bool) -> None:
+    [name] = row.file_names(ws.name)
+    media, size = intermediates(ws), _disk_size(ws, row)
+    raw = media.bios_disk(size)
+    unique = derive_uuid(media.seed, f"{row.name}-{size}")
+    epoch = media.boot.epoch
+    _make(ws, name, lambda out: convert.to_vhd(raw, out, dynamic=dynamic, unique_id=unique,
+                                               epoch=epoch))  # fmt: skip
+
+
+def write_vmdk(ws: Workspace, row: Format) -> None:
+    [name] = row.file_names(ws.name)
+    media, size = intermediates(ws), _disk_size(ws, row)
+    raw = media.bios_disk(size)
+    cid = derive_u32(media.seed, f"vmdk-cid-{size}")
+    _make(ws, name, lambda out: convert.to_vmdk(raw, out, cid=cid))
+
+
+def write_gcp(ws: Workspace, row: Format) -> None:
+    [name] = row.file_names(ws.name)
+    media, size = intermediates(ws), _disk_size(ws, row)
     assert size is not None
     if size % GIB:
         log.info("rounding the GCE disk up to %d GiB (GCE needs whole GiB)", -(-size // GIB))
         size = align_up(size, GIB)
-    gcetar.write_gce_archive(ws.bios_disk(size), dest / _name(ws, "gcp"), epoch=ws.boot.epoch)
+    raw = media.bios_disk(size)
+    _make(ws, name, lambda out: gcetar.write_gce_archive(raw, out, epoch=media.boot.epoch))
 
 
-def _iso_bios(ws: Workspace, dest: Path) -> None:
-    require_bzimage(ws.boot.kernel, "a BIOS ISO")
-    work = ws.path("iso-bios")
+def write_iso_bios(ws: Workspace, row: Format) -> None:
+    [name] = row.file_names(ws.name)
+    media = intermediates(ws)
+    boot = media.boot
+    require_bzimage(boot.kernel, "a BIOS ISO")
+    work = media.path("iso-bios")
     work.mkdir()
-    config = fat.syslinux_config(ws.boot.cmdline, kernel="/boot/kernel", initrd="/boot/initrd.img")
-    iso.bios_iso(
-        dest / _name(ws, "iso-bios"), kernel=ws.boot.kernel, initrd=ws.initrd(), config=config,
-        volid=iso.volume_id(ws.boot.name), epoch=ws.boot.epoch, workdir=work,
-    )  # fmt: skip
+    config = fat.syslinux_config(boot.cmdline, kernel="/boot/kernel", initrd="/boot/initrd.img")
+    _make(ws, name, lambda out: iso.bios_iso(
+        out, kernel=boot.kernel, initrd=media.initrd(), config=config,
+        volid=iso.volume_id(boot.name), epoch=boot.epoch, workdir=work,
+    ))  # fmt: skip
 
 
-def _iso_efi(fmt: str) -> Writer:
-    def write(ws: Workspace, dest: Path) -> None:
-        _link(ws.efi_iso(), dest / _name(ws, fmt))
-
-    return write
-
-
-def _uki(ws: Workspace, dest: Path) -> None:
-    _link(ws.uki(), dest / _name(ws, "uki"))
+def write_iso_efi(ws: Workspace, row: Format) -> None:
+    """``iso-efi`` and ``iso-efi-initrd``: one EFI ISO (copied for the second name)."""
+    [name] = row.file_names(ws.name)
+    _place(ws, intermediates(ws).efi_iso(), name)
 
 
-def _kernel_and_root(fmt: str, make: Callable[[Workspace, Path], None]) -> Writer:
-    def write(ws: Workspace, dest: Path) -> None:
-        names = FORMATS[fmt].files(ws.boot.name)
-        shutil.copyfile(ws.boot.kernel, dest / names[0])
-        if ws.boot.cmdline:
-            (dest / names[1]).write_text(ws.boot.cmdline)
-        make(ws, dest / names[2])
-        initrd = ws.stage1()
-        if initrd is not None:
-            _link(initrd, dest / names[3])
-
-    return write
+def write_uki(ws: Workspace, row: Format) -> None:
+    [name] = row.file_names(ws.name)
+    _place(ws, intermediates(ws).uki(), name)
 
 
-def _squashfs(ws: Workspace, out: Path) -> None:
-    fsimage.squashfs(ws.tree(), out, epoch=ws.boot.epoch, workdir=ws.tmp)
+def _kernel_and_root(ws: Workspace, row: Format, make: Callable[[Media, Path], None]) -> None:
+    """The kernel, the command line, a root filesystem image and the stage-1 initrd."""
+    kernel, cmdline, image, stage1_name = row.file_names(ws.name)
+    media = intermediates(ws)
+    ws.shared(kernel, lambda out: concatenate([media.boot.kernel], out))
+    write_cmdline(ws, cmdline)
+    _make(ws, image, lambda out: make(media, out))
+    initrd = media.stage1()
+    if initrd is not None and not ws.written(stage1_name):
+        _place(ws, initrd, stage1_name)
 
 
-def _erofs(ws: Workspace, out: Path) -> None:
-    fsimage.erofs(ws.tree(), out, epoch=ws.boot.epoch)
+def write_kernel_squashfs(ws: Workspace, row: Format) -> None:
+    def make(media: Media, out: Path) -> None:
+        fsimage.squashfs(media.tree(), out, epoch=media.boot.epoch, workdir=media.scratch)
+
+    _kernel_and_root(ws, row, make)
 
 
-def _data_iso(ws: Workspace, out: Path) -> None:
-    iso.data_iso(out, ws.tree(), volid=iso.volume_id(ws.boot.name), epoch=ws.boot.epoch)
+def write_kernel_erofs(ws: Workspace, row: Format) -> None:
+    def make(media: Media, out: Path) -> None:
+        fsimage.erofs(media.tree(), out, epoch=media.boot.epoch)
+
+    _kernel_and_root(ws, row, make)
 
 
-_KERNEL_FILES = ("{name}-kernel", "{name}-cmdline")
-_STAGE1 = "{name}-stage1.img"
+def write_kernel_iso(ws: Workspace, row: Format) -> None:
+    def make(media: Media, out: Path) -> None:
+        iso.data_iso(out, media.tree(), volid=iso.volume_id(media.boot.name),
+                     epoch=media.boot.epoch)  # fmt: skip
 
-FORMATS: dict[str, MediaFormat] = {
-    f.name: f
-    for f in (
-        MediaFormat("iso-bios", ("{name}.iso",), _iso_bios,
-                    "isolinux CD/USB image (El Torito + isohybrid MBR)"),
-        MediaFormat("iso-efi", ("{name}-efi.iso",), _iso_efi("iso-efi"),
-                    "EFI CD/USB image: systemd-boot + UKI on an El Torito ESP"),
-        MediaFormat("iso-efi-initrd", ("{name}-efi-initrd.iso",), _iso_efi("iso-efi-initrd"),
-                    "the same EFI ISO (Cairn's ISOs always boot kernel + initrd)"),
-        MediaFormat("raw-bios", ("{name}-bios.img",), _raw_bios,
-                    "MBR disk, FAT partition, syslinux", sized=True),
-        MediaFormat("raw-efi", ("{name}-efi.img",), _raw_efi,
-                    "GPT disk, EFI system partition, systemd-boot + UKI", sized=True),
-        MediaFormat("qcow2-bios", ("{name}.qcow2",), _qcow2_bios, "raw-bios as qcow2",
-                    sized=True, default_size=GIB),
-        MediaFormat("qcow2-efi", ("{name}-efi.qcow2",), _qcow2_efi, "raw-efi as qcow2",
-                    sized=True),
-        MediaFormat("vhd", ("{name}.vhd",), _vhd(dynamic=False),
-                    "fixed VHD of raw-bios (Azure)", sized=True, default_size=GIB),
-        MediaFormat("dynamic-vhd", ("{name}-dynamic.vhd",), _vhd(dynamic=True),
-                    "dynamic VHD of raw-bios", sized=True, default_size=25 * GIB),
-        MediaFormat("vmdk", ("{name}.vmdk",), _vmdk, "streamOptimized VMDK of raw-bios",
-                    sized=True, default_size=GIB),
-        MediaFormat("gcp", ("{name}.img.tar.gz",), _gcp,
-                    "GCE image: raw-bios as disk.raw in a sparse .tar.gz", sized=True,
-                    default_size=GIB),
-        MediaFormat("aws", ("{name}.raw",), _aws, "raw-bios at a fixed size (AWS import)",
-                    sized=True, default_size=GIB),
-        MediaFormat("kernel+squashfs", (*_KERNEL_FILES, "{name}-squashfs.img", _STAGE1),
-                    _kernel_and_root("kernel+squashfs", _squashfs),
-                    "kernel, cmdline, squashfs root, stage-1 initrd", needs_root=True,
-                    optional=("{name}-cmdline", _STAGE1)),
-        MediaFormat("kernel+erofs", (*_KERNEL_FILES, "{name}-erofs.img", _STAGE1),
-                    _kernel_and_root("kernel+erofs", _erofs),
-                    "kernel, cmdline, erofs root, stage-1 initrd", needs_root=True,
-                    optional=("{name}-cmdline", _STAGE1)),
-        MediaFormat("kernel+iso", (*_KERNEL_FILES, "{name}-rootfs.iso", _STAGE1),
-                    _kernel_and_root("kernel+iso", _data_iso),
-                    "kernel, cmdline, ISO 9660 root, stage-1 initrd", needs_root=True,
-                    optional=("{name}-cmdline", _STAGE1)),
-        MediaFormat("uki", ("{name}.efi",), _uki,
-                    "unified kernel image: one EFI executable, signable"),
-    )
-}  # fmt: skip
-
-# Where Cairn's file names differ from LinuxKit's (which collide), for docs/compat.md.
-LINUXKIT_NAMES = {"dynamic-vhd": "{name}.vhd", "kernel+iso": "{name}.iso"}
-
-
-def write_media(
-    formats: Sequence[str],
-    boot: BootFiles,
-    out_dir: Path,
-    *,
-    size: int | None = None,
-    signing: Signing | None = None,
-    root: RootSource | None = None,
-) -> list[Path]:
-    """Write ``formats`` into ``out_dir``; all files appear only if every format succeeds."""
-    with Workspace(boot, out_dir, size=size, signing=signing, root=root) as ws:
-        staged = [pair for fmt in formats for pair in ws.write(fmt)]
-        for tmp, final in staged:
-            tmp.replace(final)
-        return list(dict.fromkeys(final for _, final in staged))
+    _kernel_and_root(ws, row, make)

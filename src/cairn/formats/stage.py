@@ -24,14 +24,12 @@ import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
 from cairn import log
 from cairn.errors import CairnError
-from cairn.fs import Entry, Item, Kind, Limits, Readable, check_fits
+from cairn.fs import Entry, Item, Kind, Limits, Readable, check_fits, copy_data
 from cairn.reproducible import DEFAULT_MTIME
 
-_CHUNK = 1 << 20
 _MAX_LINKS = 40
 # squashfs keeps 32-bit times; ISO 9660 (to 2155) and erofs hold more.
 LIMITS = Limits("a root filesystem image (squashfs, erofs, ISO 9660)", size=(1 << 63) - 1)
@@ -188,7 +186,7 @@ class _Stager:
                 raise ValueError(f"no data for regular file {e.path}")
             fd = os.open(full, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
             with os.fdopen(fd, "wb") as out:
-                _copy(data, out, e.size, e.path, self._hash)
+                copy_data(data, _hashed(out.write, self._hash), e.size, e.path)
                 if self.as_root:
                     os.fchown(fd, e.uid, e.gid)
                 os.fchmod(fd, e.mode if self.as_root else e.mode | 0o600)
@@ -248,15 +246,14 @@ def _describe(e: Entry) -> bytes:
     return struct.pack("<I", len(text)) + text + numbers
 
 
-def _copy(data: Readable, out: BinaryIO, size: int, path: str, h: hashlib._Hash) -> None:
-    remaining = size
-    while remaining:
-        chunk = data.read(min(remaining, _CHUNK))
-        if not chunk:
-            raise CairnError(f"{path}: file data ended {remaining} bytes early")
-        out.write(chunk)
+def _hashed(write: Callable[[bytes], object], h: hashlib._Hash) -> Callable[[bytes], None]:
+    """``write``, also feeding what it writes to ``h`` (the tree's digest)."""
+
+    def both(chunk: bytes) -> None:
+        write(chunk)
         h.update(chunk)
-        remaining -= len(chunk)
+
+    return both
 
 
 def stage(
@@ -264,13 +261,12 @@ def stage(
     dest: Path,
     *,
     epoch: int = DEFAULT_MTIME,
-    skip: Callable[[Entry], bool] | None = None,
     as_root: bool | None = None,
 ) -> StagedTree:
     """Write ``items`` into the empty directory ``dest``; returns what was staged.
 
-    ``epoch`` dates directories the tree implies but never lists; ``skip`` drops entries;
-    ``as_root`` (default: whether the process is root) decides who owns the files.
+    ``epoch`` dates directories the tree implies but never lists; ``as_root`` (default:
+    whether the process is root) decides who owns the files.
     """
     dest.mkdir(parents=True, exist_ok=True)
     stager = _Stager(dest, is_root() if as_root is None else as_root, epoch)
@@ -281,8 +277,6 @@ def stage(
             check_fits(entry, LIMITS)
             stager._dir_times[""] = (entry.mode, entry.mtime)
             stager._own(dest, entry)
-            continue
-        if skip is not None and skip(entry):
             continue
         try:
             stager.add(entry, data)

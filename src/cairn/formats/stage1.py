@@ -19,9 +19,9 @@ from pathlib import Path
 
 from cairn import log
 from cairn.compress import reader, writer
+from cairn.cpio import CpioWriter
 from cairn.errors import CairnError
 from cairn.formats import elf
-from cairn.formats.cpio import CpioWriter
 from cairn.formats.stage import real_path
 from cairn.fs import Entry, Kind
 

@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from cairn.errors import CairnError
-from cairn.formats.bootfiles import Signing, align_up, copy_into, write_at
+from cairn.formats.blocks import align_up, copy_into, write_at
+from cairn.formats.inputs import Signing
 from cairn.proc import run
 
 STUB = Path("/usr/lib/systemd/boot/efi/linuxx64.efi.stub")
@@ -64,10 +65,6 @@ class PeHeaders:
     size_of_headers: int
     directories: tuple[tuple[int, int], ...]  # (address, size) of each data directory
     sections: tuple[PeSection, ...]
-
-    @property
-    def timestamp_offset(self) -> int:
-        return self.coff_offset + 4
 
     @property
     def checksum_offset(self) -> int:

@@ -22,7 +22,6 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
@@ -31,18 +30,21 @@ from pathlib import Path
 from typing import IO
 
 from cairn import compress, log
-from cairn.assemble.plan import Segment
+from cairn.assemble import apk
+from cairn.assemble.kernel import in_boot
+from cairn.assemble.plan import Role, Segment
 from cairn.assemble.sbom import FileRecord
+from cairn.compress import Writer
+from cairn.cpio import CpioWriter, trailer
 from cairn.errors import CairnError
-from cairn.formats.cpio import CpioWriter, trailer
 from cairn.fs import Entry, Kind, Readable, copy_data, parents
 from cairn.tar import TarWriter
 
 # Encodings: the initrd's cpio under each compression, and plain tar for tar outputs.
 ENCODINGS = {"cpio.gz": "gzip", "cpio.zst": "zstd", "cpio": "none", "tar": "none"}
-APK_DB = "lib/apk/db/installed"
+# The initrd's encoding under each --compression.
+INITRD_ENCODINGS = {"gzip": "cpio.gz", "zstd": "cpio.zst", "none": "cpio"}
 SHARE_MIN = 16 << 10  # smaller files are not worth a hard-link table entry at boot
-_COPY = 1 << 20
 _SPOOL_MAX = 64 << 20
 
 
@@ -193,7 +195,7 @@ class SegmentCache:
         if not data.exists():
             return None
         kernel = ucode = None
-        if encoding != "tar" and segment.kernel:
+        if encoding != "tar" and segment.role is Role.KERNEL:
             kernel = self._path(segment.key, "kernel")
             ucode = self._path(segment.key, "ucode.cpio")
             if not kernel.exists():
@@ -214,77 +216,36 @@ class SegmentCache:
         )
 
     def _encode(self, segment: Segment, encoding: str, links: Links) -> Encoded:
-        tar = encoding == "tar"
-        files: list[FileRecord] = []
-        symlinks: list[str] = []
-        shared: list[tuple[str, str]] = []
-        first: dict[str, str] = {}  # link id -> first path, within this segment
-        apk_db: bytes | None = None
-        captured: dict[str, Path] = {}
         with tempfile.TemporaryDirectory(dir=self.root, prefix=".tmp-") as tmp:
-            out_path = Path(tmp, "data")
-            with out_path.open("wb") as out:
+            with Path(tmp, "data").open("wb") as out:
                 sink = compress.writer(ENCODINGS[encoding], out)
-                archive: CpioWriter | TarWriter = TarWriter(sink) if tar else CpioWriter(sink)
+                encoder = _Encoder(sink, tar=encoding == "tar", links=links, tmp=Path(tmp))
                 for entry, data in segment.produce():
-                    dropped = not tar and _initrd_drops(entry.path)
-                    if not dropped:
-                        archive.check(entry)  # before a byte of its data is read
-                    if entry.kind is Kind.SYMLINK:
-                        symlinks.append(entry.path)
-                    if entry.kind is not Kind.FILE:
-                        if not dropped:
-                            archive.add(entry, None)
-                        continue
-                    assert data is not None
-                    hashing = _Hashing(data, keep=entry.path == APK_DB)
-                    if dropped:
-                        name = entry.path.removeprefix("boot/")
-                        if name in ("kernel", "ucode.cpio"):
-                            captured[name] = Path(tmp, name)
-                            with captured[name].open("wb") as f:
-                                copy_data(hashing, f.write, entry.size, entry.path)
-                        else:
-                            copy_data(hashing, lambda _: None, entry.size, entry.path)
-                    else:
-                        if not tar and entry.path in links.members:
-                            _break(archive, entry)
-                        if entry.size >= SHARE_MIN:
-                            spool = _spool(hashing, entry.size, entry.path)
-                            link = link_id(entry, hashing.sha256.hexdigest())
-                            shared.append((link, entry.path))
-                            target = links.first.get(link) or first.get(link)
-                            first.setdefault(link, entry.path)
-                            _write_shared(archive, entry, spool, link, target)
-                        else:
-                            archive.add(entry, hashing)
-                    files.append(
-                        FileRecord(
-                            entry.path,
-                            entry.size,
-                            hashing.sha1.hexdigest(),
-                            hashing.sha256.hexdigest(),
-                            entry.source,
-                        )
-                    )
-                    if hashing.kept is not None:
-                        apk_db = bytes(hashing.kept)
+                    encoder.add(entry, data)
                 sink.close()
-            meta = {
-                "files": [[f.path, f.size, f.sha1, f.sha256, f.source] for f in files],
-                "symlinks": symlinks,
-                "shared": shared,
-                "apk_db": base64.b64encode(apk_db).decode() if apk_db else None,
-            }
-            Path(tmp, "meta.json").write_text(json.dumps(meta))
-            for name, path in captured.items():
-                path.replace(self._path(segment.key, name))
-            Path(tmp, "meta.json").replace(self._path(segment.key, "meta.json"))
-            plan = links.plan(shared, (f.path for f in files))
-            out_path.replace(self._path(segment.key, f"{self._variant(plan)}.{encoding}"))
+            self._keep(segment, encoding, links, encoder, Path(tmp))
         found = self._load(segment, encoding, links)
         assert found is not None, "an encoded segment must load back from the cache"
         return replace(found, cached=False)
+
+    def _keep(
+        self, segment: Segment, encoding: str, links: Links, encoder: _Encoder, tmp: Path
+    ) -> None:
+        """Move a segment just encoded in ``tmp`` into the cache, its record last but one
+        and its data last: what _load finds is always whole."""
+        files = encoder.files
+        meta = {
+            "files": [[f.path, f.size, f.sha1, f.sha256, f.source] for f in files],
+            "symlinks": encoder.symlinks,
+            "shared": encoder.shared,
+            "apk_db": base64.b64encode(encoder.apk_db).decode() if encoder.apk_db else None,
+        }
+        Path(tmp, "meta.json").write_text(json.dumps(meta))
+        for name, path in encoder.captured.items():
+            path.replace(self._path(segment.key, name))
+        Path(tmp, "meta.json").replace(self._path(segment.key, "meta.json"))
+        plan = links.plan(encoder.shared, (f.path for f in files))
+        Path(tmp, "data").replace(self._path(segment.key, f"{self._variant(plan)}.{encoding}"))
 
     def trailer(self, encoding: str) -> Path:
         """The end of an initrd made of ``encoding`` segments: its compressed trailer."""
@@ -316,6 +277,69 @@ class SegmentCache:
         return freed
 
 
+class _Encoder:
+    """Writes one segment's entries to its archive and records what the cache keeps
+    about them: every regular file's hashes, the symlinks, the shareable files, an apk
+    database, and (for an initrd) the kernel and microcode it leaves out."""
+
+    def __init__(self, sink: Writer, *, tar: bool, links: Links, tmp: Path) -> None:
+        self.tar = tar
+        self.archive: CpioWriter | TarWriter = TarWriter(sink) if tar else CpioWriter(sink)
+        self.links = links
+        self.tmp = tmp
+        self.files: list[FileRecord] = []
+        self.symlinks: list[str] = []
+        self.shared: list[tuple[str, str]] = []
+        self.first: dict[str, str] = {}  # link id -> first path, within this segment
+        self.apk_db: bytes | None = None
+        self.captured: dict[str, Path] = {}
+
+    def add(self, entry: Entry, data: Readable | None) -> None:
+        dropped = not self.tar and in_boot(entry.path)
+        if not dropped:
+            self.archive.check(entry)  # before a byte of its data is read
+        if entry.kind is Kind.SYMLINK:
+            self.symlinks.append(entry.path)
+        if entry.kind is not Kind.FILE:
+            if not dropped:
+                self.archive.add(entry, None)
+            return
+        assert data is not None
+        hashing = _Hashing(data, keep=entry.path == apk.DB)
+        if dropped:
+            self._capture(entry, hashing)
+        else:
+            self._write(entry, hashing)
+        sha1, sha256 = hashing.sha1.hexdigest(), hashing.sha256.hexdigest()
+        self.files.append(FileRecord(entry.path, entry.size, sha1, sha256, entry.source))
+        if hashing.kept is not None:
+            self.apk_db = bytes(hashing.kept)
+
+    def _capture(self, entry: Entry, data: _Hashing) -> None:
+        # The kernel and the microcode travel beside the initrd; the rest of boot/ is
+        # only read (for the SBOM's hashes).
+        name = entry.path.removeprefix("boot/")
+        if name in ("kernel", "ucode.cpio"):
+            self.captured[name] = self.tmp / name
+            with self.captured[name].open("wb") as f:
+                copy_data(data, f.write, entry.size, entry.path)
+        else:
+            copy_data(data, lambda _: None, entry.size, entry.path)
+
+    def _write(self, entry: Entry, data: _Hashing) -> None:
+        if not self.tar and entry.path in self.links.members:
+            _break(self.archive, entry)
+        if entry.size < SHARE_MIN:
+            self.archive.add(entry, data)
+            return
+        spool = _spool(data, entry.size, entry.path)
+        link = link_id(entry, data.sha256.hexdigest())
+        self.shared.append((link, entry.path))
+        target = self.links.first.get(link) or self.first.get(link)
+        self.first.setdefault(link, entry.path)
+        _write_shared(self.archive, entry, spool, link, target)
+
+
 def _write_shared(
     archive: CpioWriter | TarWriter, entry: Entry, data: IO[bytes], link: str, target: str | None
 ) -> None:
@@ -335,32 +359,3 @@ def _break(archive: CpioWriter | TarWriter, entry: Entry) -> None:
     # the old name, so only this path changes. (tar extraction unlinks by itself.)
     if isinstance(archive, CpioWriter):
         archive.add(Entry(entry.path, Kind.SYMLINK, 0o777, link=".", mtime=entry.mtime), None)
-
-
-def _initrd_drops(path: str) -> bool:
-    # The initrd holds the root filesystem only: the kernel, its command line and the
-    # microcode travel as separate files, and nothing else under boot/ is kept.
-    return path.startswith("boot/")
-
-
-def concatenate(parts: Iterable[Path], out: IO[bytes]) -> None:
-    """Append files to ``out`` (the kernel unpacks concatenated initrd segments in order).
-
-    Uses copy_file_range, so the bytes move inside the kernel (or are reflinked by the
-    filesystem) instead of passing through Python.
-    """
-    out.flush()
-    for part in parts:
-        with part.open("rb") as f:
-            remaining = part.stat().st_size
-            try:
-                while remaining:
-                    copied = os.copy_file_range(f.fileno(), out.fileno(), remaining)
-                    if copied == 0:
-                        break
-                    remaining -= copied
-            except (OSError, io.UnsupportedOperation):
-                # Not a real file (stdout, a pipe) or a filesystem that refuses: copy.
-                f.seek(part.stat().st_size - remaining)
-                shutil.copyfileobj(f, out, _COPY)
-                out.flush()

@@ -1,0 +1,144 @@
+"""The one table of output formats: every format ``cairn build -f`` knows is a row here.
+
+A row names the format, its files, whether it needs a kernel, whether it can be written
+to ``-o`` (streamable), whether ``--size`` applies and its default, a one-line summary
+(``cairn build --help`` lists it) and the writer that makes it. docs/build.md and
+docs/formats.md explain every row. :func:`write_formats` writes the requested formats
+all or nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from cairn import atomic, log
+from cairn.errors import CairnError, UsageError
+from cairn.formats import initrd, media, tarball
+from cairn.formats.blocks import GIB
+from cairn.formats.inputs import OutputOptions, Products
+from cairn.formats.writer import Format, Workspace
+
+_KERNEL_FILES = ("{name}-kernel", "{name}-cmdline")
+_STAGE1 = "{name}-stage1.img"
+_ROOT_OPTIONAL = ("{name}-cmdline", _STAGE1)
+
+# Made from the encoded segments (formats/initrd.py, formats/tarball.py).
+_FROM_SEGMENTS = (
+    Format("kernel+initrd", ("{name}-kernel", "{name}-initrd.img", "{name}-cmdline"),
+           initrd.write_kernel_initrd, "kernel, initrd and command line (the default)",
+           optional=("{name}-cmdline",)),
+    Format("tar-kernel-initrd", ("{name}-initrd.tar",), initrd.write_tar_kernel_initrd,
+           "kernel, initrd and command line in one tar"),
+    Format("tar", ("{name}.tar",), tarball.write_tar,
+           "the whole root filesystem as a tar (-o FILE or - streams it)",
+           needs_kernel=False, streamable=True),
+    Format("docker", ("{name}.docker",), tarball.write_docker,
+           "the tar plus a Dockerfile, for docker import (streams as tar)",
+           needs_kernel=False, streamable=True),
+)  # fmt: skip
+# Boot media (formats/media.py): made from the kernel, the initrd and the root tree.
+_BOOT_MEDIA = (
+    Format("iso-bios", ("{name}.iso",), media.write_iso_bios,
+           "isolinux CD/USB image (El Torito + isohybrid MBR)"),
+    Format("iso-efi", ("{name}-efi.iso",), media.write_iso_efi,
+           "EFI CD/USB image: systemd-boot + UKI on an El Torito ESP"),
+    Format("iso-efi-initrd", ("{name}-efi-initrd.iso",), media.write_iso_efi,
+           "the same EFI ISO (Cairn's ISOs always boot kernel + initrd)"),
+    Format("raw-bios", ("{name}-bios.img",), media.write_raw_bios,
+           "MBR disk, FAT partition, syslinux", sized=True),
+    Format("raw-efi", ("{name}-efi.img",), media.write_raw_efi,
+           "GPT disk, EFI system partition, systemd-boot + UKI", sized=True),
+    Format("qcow2-bios", ("{name}.qcow2",), media.write_qcow2_bios, "raw-bios as qcow2",
+           sized=True, default_size=GIB),
+    Format("qcow2-efi", ("{name}-efi.qcow2",), media.write_qcow2_efi, "raw-efi as qcow2",
+           sized=True),
+    Format("vhd", ("{name}.vhd",), media.write_fixed_vhd, "fixed VHD of raw-bios (Azure)",
+           sized=True, default_size=GIB),
+    Format("dynamic-vhd", ("{name}-dynamic.vhd",), media.write_dynamic_vhd,
+           "dynamic VHD of raw-bios", sized=True, default_size=25 * GIB),
+    Format("vmdk", ("{name}.vmdk",), media.write_vmdk, "streamOptimized VMDK of raw-bios",
+           sized=True, default_size=GIB),
+    Format("gcp", ("{name}.img.tar.gz",), media.write_gcp,
+           "GCE image: raw-bios as disk.raw in a sparse .tar.gz", sized=True,
+           default_size=GIB),
+    Format("aws", ("{name}.raw",), media.write_raw_bios,
+           "raw-bios at a fixed size (AWS import)", sized=True, default_size=GIB),
+    Format("kernel+squashfs", (*_KERNEL_FILES, "{name}-squashfs.img", _STAGE1),
+           media.write_kernel_squashfs, "kernel, cmdline, squashfs root, stage-1 initrd",
+           optional=_ROOT_OPTIONAL),
+    Format("kernel+erofs", (*_KERNEL_FILES, "{name}-erofs.img", _STAGE1),
+           media.write_kernel_erofs, "kernel, cmdline, erofs root, stage-1 initrd",
+           optional=_ROOT_OPTIONAL),
+    Format("kernel+iso", (*_KERNEL_FILES, "{name}-rootfs.iso", _STAGE1),
+           media.write_kernel_iso, "kernel, cmdline, ISO 9660 root, stage-1 initrd",
+           optional=_ROOT_OPTIONAL),
+    Format("uki", ("{name}.efi",), media.write_uki,
+           "unified kernel image: one EFI executable, signable"),
+)  # fmt: skip
+
+FORMATS: dict[str, Format] = {f.name: f for f in (*_FROM_SEGMENTS, *_BOOT_MEDIA)}
+BOOT_MEDIA = tuple(f.name for f in _BOOT_MEDIA)
+
+DEFAULT = "kernel+initrd"
+# Where Cairn's file names differ from LinuxKit's (which collide), for docs/compat.md.
+LINUXKIT_NAMES = {"dynamic-vhd": "{name}.vhd", "kernel+iso": "{name}.iso"}
+
+
+def describe() -> str:
+    """The formats, one per line with their summaries (for ``cairn build --help``)."""
+    width = max(len(name) for name in FORMATS)
+    return "\n".join(f"  {f.name:<{width}}  {f.summary}" for f in FORMATS.values())
+
+
+def check_formats(formats: Sequence[str], output: str | None) -> None:
+    """Validate the requested formats against the table and against ``-o``."""
+    for name in formats:
+        if name not in FORMATS:
+            raise UsageError(f"unknown format {name!r}", hint="formats: " + ", ".join(FORMATS))
+    if output is not None and (len(formats) != 1 or not FORMATS[formats[0]].streamable):
+        streamable = " or ".join(f.name for f in FORMATS.values() if f.streamable)
+        raise UsageError(f"-o/--output needs exactly one streamable format ({streamable})")
+
+
+def check_kernel(formats: Sequence[str], has_kernel: bool) -> None:
+    """Refuse formats that need a kernel when the configuration has none."""
+    needing = [name for name in formats if FORMATS[name].needs_kernel]
+    if needing and not has_kernel:
+        raise CairnError(
+            f"format {needing[0]} needs a kernel, but the configuration has no kernel section"
+        )
+
+
+def check_destination(options: OutputOptions) -> None:
+    """Fail now, before any work, if the outputs cannot be written where asked."""
+    if options.output == atomic.STDOUT:
+        return
+    directory = Path(options.output).parent if options.output else options.directory
+    if directory.exists() and not directory.is_dir():
+        # (making it would fail with "File exists", which misleads)
+        raise CairnError(f"{directory}: Not a directory")
+    atomic.check_directory(directory)
+
+
+def write_formats(formats: Sequence[str], products: Products, options: OutputOptions) -> list[Path]:
+    """Write ``formats`` from ``products``; returns the files written, each once.
+
+    Every file is staged and appears only when every format succeeded: a failed build
+    leaves nothing behind, and no older output is half overwritten.
+    """
+    with atomic.Staging() as staging, Workspace(products, options, staging) as ws:
+        for name in formats:
+            row = FORMATS[name]
+            with log.step(f"Writing {name}"):
+                row.write(ws, row)
+            if options.output is None:
+                _check_written(ws, row)
+        return staging.commit()
+
+
+def _check_written(ws: Workspace, row: Format) -> None:
+    optional = row.optional_names(ws.name)
+    for name in row.file_names(ws.name):
+        if not ws.written(name) and name not in optional:
+            raise RuntimeError(f"{row.name} did not write {name}")
