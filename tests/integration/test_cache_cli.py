@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from cairn import atomic
 from cairn.cli import main
 from cairn.oci.store import Store
 from tests.fixtures.images import File, Symlink, make_image
@@ -306,4 +307,4 @@ def test_two_processes_pulling_into_one_cache_both_succeed(registry: Registry, c
     from cairn.oci.verify import verify
 
     assert verify(store).ok
-    assert list((cache / ".tmp").iterdir()) == []
+    assert list(cache.rglob(f"{atomic.PREFIX}*")) == []  # no temporary left

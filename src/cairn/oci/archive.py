@@ -306,7 +306,7 @@ def _uncompressed(
     method = mt.layer_compression(descriptor.media_type)
     with (
         store.open_blob(descriptor.digest) as raw,
-        tempfile.TemporaryFile(dir=store.root / ".tmp") as spool,
+        tempfile.TemporaryFile(dir=store.root) as spool,
     ):
         hasher = hashlib.sha256()
         reader = compress.reader(raw, method)
