@@ -287,7 +287,7 @@ def test_export_of_an_uncached_image_fails_without_creating_the_file(
     status, _, err = cairn(capsys, "cache", "export", "--cache", str(cache),
                            "example.org/none:1", "-o", str(out))  # fmt: skip
     assert status == 1 and "not in the cache" in err
-    assert not out.exists() and list(tmp_path.glob(".never.tar.*")) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]  # nothing beside it
 
 
 def test_two_processes_pulling_into_one_cache_both_succeed(registry: Registry, cache: Path) -> None:
@@ -308,3 +308,39 @@ def test_two_processes_pulling_into_one_cache_both_succeed(registry: Registry, c
 
     assert verify(store).ok
     assert list(cache.rglob(f"{atomic.PREFIX}*")) == []  # no temporary left
+
+
+def test_export_to_standard_output(
+    cached: tuple[Path, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache, name = cached
+    archive = tmp_path / "image.tar"
+    cairn(capsys, "cache", "export", "--cache", str(cache), name, "-o", str(archive))
+    script = (
+        "import sys; from cairn.cli import main; "
+        f"sys.exit(main(['cache', 'export', '--cache', {str(cache)!r}, {name!r}, '-o', '-']))"
+    )
+    streamed = subprocess.run([sys.executable, "-c", script], capture_output=True, check=True)
+    assert streamed.stdout == archive.read_bytes()
+
+
+def test_export_into_a_place_that_cannot_hold_files_is_a_clear_error(
+    cached: tuple[Path, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache, name = cached
+    (tmp_path / "file").write_text("not a directory")
+    out = tmp_path / "file" / "image.tar"
+    status, _, err = cairn(capsys, "cache", "export", "--cache", str(cache), name, "-o", str(out))
+    assert status == 1 and err.startswith(f"cairn: error: cannot write {out}")
+    assert "Traceback" not in err
+
+
+def test_export_filesystem_is_deterministic(
+    cached: tuple[Path, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache, name = cached
+    outs = [tmp_path / "one.tar", tmp_path / "two.tar"]
+    for out in outs:
+        argv = ["--cache", str(cache), name, "-o", str(out), "--format", "filesystem"]
+        assert cairn(capsys, "cache", "export", *argv)[0] == 0
+    assert outs[0].read_bytes() == outs[1].read_bytes()

@@ -8,9 +8,8 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import BinaryIO
 
-from cairn import log
+from cairn import atomic, export, log
 from cairn.cli.options import add_registry_args, cache_dir, registry_options
 from cairn.errors import CairnError
 from cairn.oci import archive
@@ -65,7 +64,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         "-o", "--outfile", dest="outfile", required=True, metavar="FILE",
         help="where to write (- for standard output)",
     )  # fmt: skip
-    exp.add_argument("--format", choices=archive.FORMATS, default="oci")
+    exp.add_argument("--format", choices=export.FORMATS, default="oci")
     exp.add_argument("--platform", metavar="OS/ARCH", help="default: linux/ARCH from --arch")
     exp.add_argument("--name", dest="as_name", metavar="NAME", help="record another name")
     exp.set_defaults(handler=_export)
@@ -150,13 +149,15 @@ def _export(args: argparse.Namespace) -> int:
     store = _store(args)
     platform = args.platform or f"linux/{args.arch}"
     image = store.image(args.name, platform)  # fails before an output file is created
-
-    def produce(out: BinaryIO) -> None:
-        archive.export(
-            store, image.name, out, format=args.format, platform=platform, as_name=args.as_name
-        )
-
-    archive.write_output(args.outfile, produce)
+    try:
+        with atomic.output(args.outfile) as out:
+            export.export(
+                store, image.name, out, format=args.format, platform=platform,
+                as_name=args.as_name,
+            )  # fmt: skip
+    except OSError as exc:
+        raise CairnError(f"cannot write {args.outfile}: {exc.strerror or exc}") from exc
+    log.debug("wrote %s", args.outfile)
     return 0
 
 
