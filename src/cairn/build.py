@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from cairn import log
 from cairn.assemble import plan as planning
 from cairn.assemble import sbom as sbom_mod
+from cairn.cache import Cache
 from cairn.config.model import Config, ImageSpec, VolumeSpec
 from cairn.errors import CairnError
 from cairn.formats import outputs
@@ -96,7 +97,7 @@ def build(options: BuildOptions) -> list[Path]:
             f"format {next(f for f in formats if outputs.needs_kernel(f))} needs a kernel, "
             "but the configuration has no kernel section"
         )
-    store = Store(options.cache or _default_cache())
+    store = Cache(options.cache).open_store()
     platform = f"linux/{options.arch}"
     with log.step("Resolving images"):
         from cairn.oci.resolve import resolve
@@ -119,12 +120,6 @@ def build(options: BuildOptions) -> list[Path]:
             tmp.replace(final)
         session.cache.prune(SEGMENT_CACHE_BYTES)
         return [final for _, final in staged]
-
-
-def _default_cache() -> Path:
-    from cairn.oci.store import default_cache_dir
-
-    return default_cache_dir()
 
 
 class Session:

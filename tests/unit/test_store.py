@@ -17,7 +17,6 @@ from cairn.oci.store import (
     DigestMismatch,
     NotCached,
     Store,
-    default_cache_dir,
     digest_of,
 )
 from cairn.oci.verify import verify
@@ -44,14 +43,6 @@ def test_opening_an_existing_store_keeps_its_contents(tmp_path: Path) -> None:
     again = Store(tmp_path / "cache")
     assert again.has_blob(descriptor.digest)
     assert again.lookup("example.org/kept:1") is not None
-
-
-def test_default_cache_dir_honours_cairn_cache(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CAIRN_CACHE", "/somewhere/else")
-    assert default_cache_dir() == Path("/somewhere/else")
-    monkeypatch.delenv("CAIRN_CACHE")
-    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
-    assert default_cache_dir() == Path.home() / ".cache" / "cairn"
 
 
 def test_a_new_store_has_no_private_temporary_directory(tmp_path: Path) -> None:

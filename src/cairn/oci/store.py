@@ -13,6 +13,9 @@ Two rules keep it trustworthy while several builds share it:
   nothing unverified ever appears under a digest;
 * ``index.json`` is rewritten (:func:`cairn.atomic.write_bytes`) only while holding an
   ``fcntl`` lock on ``.lock``, so concurrent tags never lose each other's entries.
+
+The store is one area of Cairn's cache directory; :mod:`cairn.cache` owns the directory
+(its default place, the other areas, and removing what dead processes left behind).
 """
 
 from __future__ import annotations
@@ -39,16 +42,6 @@ _CHUNK = 1 << 20
 _LOCK = ".lock"
 # Manifests, indexes and configs are read into memory; anything larger is not one of them.
 MAX_DOCUMENT = 8 << 20
-
-
-def default_cache_dir() -> Path:
-    """``$CAIRN_CACHE``, else ``$XDG_CACHE_HOME/cairn``, else ``~/.cache/cairn``."""
-    env = os.environ.get("CAIRN_CACHE")
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".cache"
-    return base / "cairn"
 
 
 def check_digest(digest: str) -> str:
@@ -505,11 +498,17 @@ class Store:
                 f"image {canonical(name)} is not in the cache {self.root}",
                 hint=f"pull it with: cairn cache pull {name}",
             )
+        self._mark_used(root.digest)
         target = self.select(root, platform, canonical(name))
         if not self.has_blob(target.digest):
             raise NotCached(f"the {platform} manifest of {canonical(name)} is not in the cache")
         manifest = self.read_json(target.digest)
         return self._image(canonical(name), root, target, manifest, platform)
+
+    def _mark_used(self, digest: str) -> None:
+        # The blob a name points at carries the image's last use, for cairn cache prune.
+        with contextlib.suppress(OSError):
+            os.utime(self.blob_path(digest))
 
     def _image(
         self,
