@@ -103,9 +103,9 @@ class Report:
 
 @dataclass(frozen=True)
 class Removed:
-    """One thing :meth:`Cache.prune` removed: its area, name and the bytes it freed."""
+    """One thing :meth:`Cache.prune` removed: what it was, its name and the bytes it freed."""
 
-    area: str  # "segments", "debian", "images" (a blob no name needs) or "image"
+    kind: str  # "segment" (a key's group), "debian" (a file), "blob" (no name needs it), "image"
     name: str
     size: int
 
@@ -129,7 +129,7 @@ class _Cached:
 
     last_use: float
     size: int
-    area: str
+    kind: str
     name: str
     paths: tuple[Path, ...]
 
@@ -249,7 +249,7 @@ class Cache:
                 for path in item.paths:
                     path.unlink(missing_ok=True)
                 size -= item.size
-                removed.append(Removed(item.area, item.name, item.size))
+                removed.append(Removed(item.kind, item.name, item.size))
         rest = _tree_size(self.segments) + _tree_size(self.debian)
         for name, _ in _images_by_last_use(store) if images else []:
             size = rest + sum(_blob_sizes(store).values())
@@ -282,7 +282,7 @@ class Cache:
             if stats:
                 last_use = max(s.st_mtime for s in stats)
                 size = sum(s.st_size for s in stats)
-                found.append(_Cached(last_use, size, "segments", key, tuple(paths)))
+                found.append(_Cached(last_use, size, "segment", key, tuple(paths)))
         return found
 
     def _debian_cache(self) -> list[_Cached]:
@@ -358,7 +358,7 @@ def _unused_blobs(store: Store) -> list[_Cached]:
         path = store.blob_path(digest)
         status = _stat(path)
         if digest not in used and status is not None:
-            found.append(_Cached(status.st_mtime, status.st_size, "images", digest, (path,)))
+            found.append(_Cached(status.st_mtime, status.st_size, "blob", digest, (path,)))
     return found
 
 

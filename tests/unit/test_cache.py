@@ -327,7 +327,7 @@ def test_prune_never_removes_a_named_images_blobs_unless_asked(cache: Cache) -> 
     pruned = cache.prune(0)
     assert files(cache.segments) == [] and files(cache.debian) == []
     assert not store.has_blob(unused)
-    assert ("images", unused) in [(r.area, r.name) for r in pruned.removed]
+    assert ("blob", unused) in [(r.kind, r.name) for r in pruned.removed]
     assert cache.verify().ok and [n for n, _ in store.entries()] == sorted(NAMES)
     assert pruned.size == cache.usage().areas["images"] > 0
     everything = cache.prune(0, images=True)
@@ -343,7 +343,7 @@ def test_prune_of_images_removes_the_least_recently_used_image_first(cache: Cach
         os.utime(store.blob_path(root.digest), (1_000_000 + age, 1_000_000 + age))
     usage = {i.name: i.size for i in cache.usage().images}
     pruned = cache.prune(usage[NAMES[1]], images=True)
-    assert [r.name for r in pruned.removed if r.area == "image"] == [NAMES[0], NAMES[2]]
+    assert [r.name for r in pruned.removed if r.kind == "image"] == [NAMES[0], NAMES[2]]
     assert [n for n, _ in store.entries()] == [NAMES[1]]
 
 

@@ -184,11 +184,11 @@ def _prune(args: argparse.Namespace) -> int:
 
 def _print_prune(pruned: Pruned, bound: int, images: bool) -> None:
     for removed in pruned.removed:
-        log.debug("removed %s %s (%s)", removed.area, removed.name, human_size(removed.size))
+        log.debug("removed %s %s (%s)", removed.kind, removed.name, human_size(removed.size))
     counts: dict[str, int] = {}
     for removed in pruned.removed:
-        counts[removed.area] = counts.get(removed.area, 0) + 1
-    what = {"segments": "segment", "debian": "Debian file", "images": "unused blob",
+        counts[removed.kind] = counts.get(removed.kind, 0) + 1
+    what = {"segment": "segment", "debian": "Debian file", "blob": "unused blob",
             "image": "image"}  # fmt: skip
     parts = [f"{counts[a]} {what[a]}{'s' if counts[a] > 1 else ''}" for a in what if a in counts]
     log.info("freed %s (%s); the cache holds %s", human_size(pruned.freed),
