@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cairn.oci.store import default_cache_dir
+from cairn.cache import default_root
 
 ROOT = Path(__file__).resolve().parent.parent
 BOOT_TIMEOUT = 300.0  # seconds from qemu's start to a working ssh login (TCG is slow)
@@ -255,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )  # fmt: skip
     args = parser.parse_args(argv)
     if args.cache is None:
-        args.cache = default_cache_dir()
+        args.cache = default_root()
     work = args.work.absolute()
     timings = Timings()
     try:

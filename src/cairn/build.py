@@ -21,6 +21,7 @@ from cairn.assemble import plan as planning
 from cairn.assemble.encode import SegmentCache
 from cairn.assemble.products import BuildProducts
 from cairn.assemble.sbom import image_record
+from cairn.cache import Cache
 from cairn.config.model import Config, ImageSpec
 from cairn.formats import table
 from cairn.formats.inputs import OutputOptions
@@ -83,7 +84,8 @@ def build(options: BuildOptions) -> list[Path]:
     with log.step("Loading configuration"):
         config = load_config(options)
     table.check_kernel(formats, config.kernel is not None)
-    store = Store(options.cache or _default_cache())
+    cache = Cache(options.cache)
+    store = cache.open_store()
     with log.step("Resolving images"):
         from cairn.oci.resolve import resolve
 
@@ -96,26 +98,20 @@ def build(options: BuildOptions) -> list[Path]:
         )
     with log.step("Planning segments"):
         segments = planning.plan(config, _plan_inputs(config, images, store, epoch))
-    cache = SegmentCache(store.root / "segments", reuse=options.reuse_segments)
+    segments_cache = SegmentCache(cache.segments, reuse=options.reuse_segments)
     products = BuildProducts(
         name=output_name(options),
         cmdline=config.kernel.cmdline if config.kernel else "",
         epoch=epoch,
         segments=segments,
-        cache=cache,
+        cache=segments_cache,
         sbom=[image_record(r, images[r]) for r in config.image_references()]
         if options.sbom
         else None,
     )
     written = table.write_formats(formats, products, options.outputs)
-    cache.prune(SEGMENT_CACHE_BYTES)
+    cache.prune_segments(SEGMENT_CACHE_BYTES)
     return written
-
-
-def _default_cache() -> Path:
-    from cairn.oci.store import default_cache_dir
-
-    return default_cache_dir()
 
 
 def _plan_inputs(

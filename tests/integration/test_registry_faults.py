@@ -11,6 +11,7 @@ import os
 
 import pytest
 
+from cairn import atomic
 from cairn.oci.options import RegistryOptions
 from cairn.oci.registry import RegistryError
 from cairn.oci.resolve import resolve
@@ -31,7 +32,7 @@ def _assert_only_verified_blobs(store: Store) -> None:
         algorithm, _, expected = digest.partition(":")
         data = store.blob_path(digest).read_bytes()
         assert hashlib.new(algorithm, data).hexdigest() == expected
-    assert list((store.root / ".tmp").iterdir()) == []
+    assert list(store.root.rglob(f"{atomic.PREFIX}*")) == []  # no temporary left
 
 
 def _ranges(faults: FaultProxy, digest: str) -> list[str]:

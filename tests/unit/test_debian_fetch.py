@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -82,4 +83,24 @@ def test_a_tampered_deb_is_refused_and_not_cached(mirror: Mirror, tmp_path: Path
     libgreet = next(p for p in packages if p.name == "libgreet")
     pool = cache / "pool"
     assert not debian.pool_path(libgreet, cache).exists()
-    assert not [p for p in pool.iterdir() if p.suffix == ".part"]
+    assert not [p for p in pool.iterdir() if p.name.startswith(".")]  # no temporary left
+
+
+def test_a_cached_deb_used_again_is_marked_used(mirror: Mirror, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    packages = resolve(mirror, cache, "tool")
+    paths = debian.fetch(packages, cache_dir=cache)
+    for path in paths:
+        os.utime(path, (1_000_000, 1_000_000))
+    debian.fetch(packages, cache_dir=cache)
+    assert all(p.stat().st_mtime > 1_000_000 for p in paths)  # what cairn cache prune uses
+
+
+def test_damaged_files_names_a_deb_that_no_longer_matches_its_name(
+    mirror: Mirror, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    paths = debian.fetch(resolve(mirror, cache, "app"), cache_dir=cache)
+    assert debian.damaged_files(cache) == []
+    paths[0].write_bytes(paths[0].read_bytes()[:-1])
+    assert debian.damaged_files(cache) == [paths[0]]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from cairn import atomic
 from cairn.errors import CairnError
 from cairn.oci import mediatypes as mt
 from cairn.oci.store import (
@@ -16,7 +17,6 @@ from cairn.oci.store import (
     DigestMismatch,
     NotCached,
     Store,
-    default_cache_dir,
     digest_of,
 )
 from cairn.oci.verify import verify
@@ -24,7 +24,8 @@ from tests.fixtures.images import WHITEOUT, make_image, make_index
 
 
 def _leftovers(store: Store) -> list[Path]:
-    return list((store.root / ".tmp").iterdir())
+    """Temporary files anywhere in the store (they live beside the files they become)."""
+    return list(store.root.rglob(f"{atomic.PREFIX}*"))
 
 
 def test_a_new_store_is_an_empty_oci_image_layout(tmp_path: Path) -> None:
@@ -44,12 +45,36 @@ def test_opening_an_existing_store_keeps_its_contents(tmp_path: Path) -> None:
     assert again.lookup("example.org/kept:1") is not None
 
 
-def test_default_cache_dir_honours_cairn_cache(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CAIRN_CACHE", "/somewhere/else")
-    assert default_cache_dir() == Path("/somewhere/else")
-    monkeypatch.delenv("CAIRN_CACHE")
-    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
-    assert default_cache_dir() == Path.home() / ".cache" / "cairn"
+def test_a_new_store_has_no_private_temporary_directory(tmp_path: Path) -> None:
+    store = Store(tmp_path / "cache")
+    store.put_blob(b"a blob")
+    assert sorted(p.name for p in store.root.iterdir()) == [
+        ".lock",
+        "blobs",
+        "index.json",
+        "oci-layout",
+    ]
+
+
+def test_a_blob_is_written_beside_its_final_name_and_appears_only_when_verified(
+    store: Store,
+) -> None:
+    data = b"streamed blob"
+    writer = store.writer(digest_of(data), len(data))
+    writer.write(data)
+    [temporary] = _leftovers(store)
+    assert temporary.parent == store.blob_path(digest_of(data)).parent
+    assert not store.has_blob(digest_of(data))
+    writer.commit()
+    assert store.blob_path(digest_of(data)).read_bytes() == data
+    assert _leftovers(store) == []
+
+
+def test_ingest_unknown_files_content_under_the_digest_it_hashes_to(store: Store) -> None:
+    data = b"imported" * 1000
+    assert store.ingest_unknown(io.BytesIO(data)) == (digest_of(data), len(data))
+    assert store.blob_path(digest_of(data)).read_bytes() == data
+    assert _leftovers(store) == []
 
 
 def test_ingest_stores_content_under_its_digest(store: Store) -> None:

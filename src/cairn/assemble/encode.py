@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO
 
-from cairn import compress, log
+from cairn import atomic, compress, log
 from cairn.assemble import apk
 from cairn.assemble.kernel import in_boot
 from cairn.assemble.plan import Role, Segment
@@ -216,7 +216,7 @@ class SegmentCache:
         )
 
     def _encode(self, segment: Segment, encoding: str, links: Links) -> Encoded:
-        with tempfile.TemporaryDirectory(dir=self.root, prefix=".tmp-") as tmp:
+        with atomic.temporary_directory(self.root, "segment") as tmp:
             with Path(tmp, "data").open("wb") as out:
                 sink = compress.writer(ENCODINGS[encoding], out)
                 encoder = _Encoder(sink, tar=encoding == "tar", links=links, tmp=Path(tmp))
@@ -251,30 +251,8 @@ class SegmentCache:
         """The end of an initrd made of ``encoding`` segments: its compressed trailer."""
         path = self._path("trailer", encoding)
         if not path.exists():
-            with tempfile.NamedTemporaryFile(dir=self.root, prefix=".tmp-", delete=False) as f:
-                f.write(compress.compress_bytes(ENCODINGS[encoding], trailer()))
-            Path(f.name).replace(path)
+            atomic.write_bytes(path, compress.compress_bytes(ENCODINGS[encoding], trailer()))
         return path
-
-    def prune(self, keep_bytes: int) -> int:
-        """Drop the least recently used segments beyond ``keep_bytes``; returns bytes freed."""
-        groups: dict[str, list[Path]] = {}
-        for path in self.root.iterdir():
-            if not path.name.startswith("."):
-                groups.setdefault(path.name.split(".", 1)[0], []).append(path)
-        usage = sorted(
-            (max(p.stat().st_mtime for p in paths), sum(p.stat().st_size for p in paths), key)
-            for key, paths in groups.items()
-        )
-        total = sum(size for _, size, _ in usage)
-        freed = 0
-        for _, size, key in usage:
-            if total - freed <= keep_bytes:
-                break
-            for path in groups[key]:
-                path.unlink(missing_ok=True)
-            freed += size
-        return freed
 
 
 class _Encoder:

@@ -6,9 +6,10 @@ they are stored; a ``docker save`` archive is turned into an OCI image (its laye
 digests computed, an OCI manifest written), since such archives carry no manifest of their
 own. Nothing is tagged until every blob an image needs is in the store.
 
-Export writes deterministic tars (sorted members, fixed owner and mtime): ``oci`` (an OCI
-image layout), ``docker`` (what ``docker load`` reads) or ``filesystem`` (the flattened root
-filesystem).
+Export writes deterministic tars with Cairn's tar writer (sorted members, owner 0, LinuxKit's
+fixed mtime): ``oci`` (an OCI image layout) or ``docker`` (what ``docker load`` reads). The
+flattened root filesystem is an export too, but flattening belongs to the assembler, so
+:mod:`cairn.export` composes it above this module.
 """
 
 from __future__ import annotations
@@ -17,23 +18,25 @@ import contextlib
 import hashlib
 import io
 import json
+import os
 import posixpath
 import tarfile
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import IO, Any, BinaryIO
 
-from cairn import compress, log
+from cairn import compress
+from cairn.compress import Writer
 from cairn.errors import CairnError
+from cairn.fs import Entry, Item, Kind, Readable
 from cairn.oci import mediatypes as mt
 from cairn.oci import reference
 from cairn.oci.store import Descriptor, Image, Store, canonical, check_digest
 from cairn.oci.verify import first_missing
-from cairn.reproducible import DEFAULT_MTIME
+from cairn.tar import TarWriter
 
-FORMATS = ("oci", "docker", "filesystem")
+FORMATS = ("oci", "docker")
 _SMALL = 256 << 10  # archive members kept in memory until we know whether they are needed
 _CHUNK = 1 << 20
 
@@ -209,47 +212,41 @@ def _docker_to_oci(store: Store, contents: _Contents, entry: Mapping[str, Any]) 
 def export(
     store: Store,
     name: str,
-    out: BinaryIO,
+    out: Writer,
     *,
     format: str = "oci",
     platform: str = "linux/amd64",
     as_name: str | None = None,
 ) -> None:
-    """Write the cached image ``name`` (for ``platform``) to ``out`` as a tar."""
-    image = store.image(name, platform)
-    title = canonical(as_name) if as_name else image.name
-    if format == "oci":
-        _export_oci(store, image, title, out)
-    elif format == "docker":
-        _export_docker(store, image, title, out)
-    elif format == "filesystem":
-        _export_filesystem(store, image, out)
-    else:
+    """Write the cached image ``name`` (for ``platform``) to ``out`` as a tar: an OCI image
+    layout (``oci``) or what ``docker load`` reads (``docker``)."""
+    if format not in FORMATS:
         raise CairnError(
             f"unknown export format {format!r}", hint=f"use one of {', '.join(FORMATS)}"
         )
+    image = store.image(name, platform)
+    title = canonical(as_name) if as_name else image.name
+    tar = TarWriter(out)
+    if format == "oci":
+        _export_oci(store, image, title, tar)
+    else:
+        _export_docker(store, image, title, tar)
+    tar.finish()
 
 
-def _tar(out: BinaryIO) -> tarfile.TarFile:
-    return tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT)
+def _directory(path: str) -> Item:
+    return Entry(path, Kind.DIR, 0o755), None
 
 
-def _info(path: str, size: int = 0, directory: bool = False) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(path)
-    info.mtime = DEFAULT_MTIME
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    info.mode = 0o755 if directory else 0o644
-    info.type = tarfile.DIRTYPE if directory else tarfile.REGTYPE
-    info.size = 0 if directory else size
-    return info
+def _file(path: str, data: Readable, size: int) -> Item:
+    return Entry(path, Kind.FILE, 0o644, size=size), data
 
 
-def _add_bytes(tar: tarfile.TarFile, path: str, data: bytes) -> None:
-    tar.addfile(_info(path, len(data)), io.BytesIO(data))
+def _bytes(path: str, data: bytes) -> Item:
+    return _file(path, io.BytesIO(data), len(data))
 
 
-def _export_oci(store: Store, image: Image, title: str, out: BinaryIO) -> None:
+def _export_oci(store: Store, image: Image, title: str, tar: TarWriter) -> None:
     manifest_size = store.blob_path(image.digest).stat().st_size
     media_type = mt.guess(dict(image.manifest)) or mt.OCI_MANIFEST
     entry = Descriptor(
@@ -260,19 +257,18 @@ def _export_oci(store: Store, image: Image, title: str, out: BinaryIO) -> None:
     )
     index = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": [entry.to_json()]}
     digests = sorted({image.digest, image.config_digest, *(d.digest for d in image.layers)})
-    with _tar(out) as tar:
-        tar.addfile(_info("blobs", directory=True))
-        for algorithm in sorted({d.split(":")[0] for d in digests}):
-            tar.addfile(_info(f"blobs/{algorithm}", directory=True))
-        for digest in digests:
-            path = store.blob_path(digest)
-            with open(path, "rb") as f:
-                tar.addfile(_info("blobs/" + digest.replace(":", "/"), path.stat().st_size), f)
-        _add_bytes(tar, "index.json", json.dumps(index, indent=2).encode() + b"\n")
-        _add_bytes(tar, "oci-layout", json.dumps({"imageLayoutVersion": "1.0.0"}).encode())
+    tar.add(*_directory("blobs"))
+    for algorithm in sorted({d.split(":")[0] for d in digests}):
+        tar.add(*_directory(f"blobs/{algorithm}"))
+    for digest in digests:
+        with store.open_blob(digest) as blob:
+            size = os.fstat(blob.fileno()).st_size
+            tar.add(*_file("blobs/" + digest.replace(":", "/"), blob, size))
+    tar.add(*_bytes("index.json", json.dumps(index, indent=2).encode() + b"\n"))
+    tar.add(*_bytes("oci-layout", json.dumps({"imageLayoutVersion": "1.0.0"}).encode()))
 
 
-def _export_docker(store: Store, image: Image, title: str, out: BinaryIO) -> None:
+def _export_docker(store: Store, image: Image, title: str, tar: TarWriter) -> None:
     config_name = image.config_digest.split(":", 1)[1] + ".json"
     diff_ids = list((image.config.get("rootfs") or {}).get("diff_ids") or [])
     if len(diff_ids) != len(image.layers):
@@ -283,20 +279,17 @@ def _export_docker(store: Store, image: Image, title: str, out: BinaryIO) -> Non
     tags = [f"{ref.name}:{ref.tag}"] if ref.tag else []
     layer_names = [d.split(":", 1)[1] + ".tar" for d in diff_ids]
     manifest = [{"Config": config_name, "RepoTags": tags, "Layers": layer_names}]
-    with _tar(out) as tar:
-        written: set[str] = set()
-        for descriptor, diff_id, layer_name in zip(
-            image.layers, diff_ids, layer_names, strict=True
-        ):
-            if layer_name in written:
-                continue
-            written.add(layer_name)
-            # docker load wants the uncompressed layer, and a tar header needs its size
-            # before the data: decompress to a spool file, checking the diff_id on the way.
-            with _uncompressed(store, descriptor, diff_id, image.name) as (spool, size):
-                tar.addfile(_info(layer_name, size), spool)
-        _add_bytes(tar, config_name, store.read_blob(image.config_digest))
-        _add_bytes(tar, "manifest.json", json.dumps(manifest, separators=(",", ":")).encode())
+    written: set[str] = set()
+    for descriptor, diff_id, layer_name in zip(image.layers, diff_ids, layer_names, strict=True):
+        if layer_name in written:
+            continue
+        written.add(layer_name)
+        # docker load wants the uncompressed layer, and a tar header needs its size
+        # before the data: decompress to a spool file, checking the diff_id on the way.
+        with _uncompressed(store, descriptor, diff_id, image.name) as (spool, size):
+            tar.add(*_file(layer_name, spool, size))
+    tar.add(*_bytes(config_name, store.read_blob(image.config_digest)))
+    tar.add(*_bytes("manifest.json", json.dumps(manifest, separators=(",", ":")).encode()))
 
 
 @contextlib.contextmanager
@@ -304,10 +297,8 @@ def _uncompressed(
     store: Store, descriptor: Descriptor, diff_id: str, name: str
 ) -> Iterator[tuple[IO[bytes], int]]:
     method = mt.layer_compression(descriptor.media_type)
-    with (
-        store.open_blob(descriptor.digest) as raw,
-        tempfile.TemporaryFile(dir=store.root / ".tmp") as spool,
-    ):
+    # An anonymous file in the cache (room for a layer, and nothing is left if we die).
+    with store.open_blob(descriptor.digest) as raw, tempfile.TemporaryFile(dir=store.root) as spool:
         hasher = hashlib.sha256()
         reader = compress.reader(raw, method)
         size = 0
@@ -321,35 +312,3 @@ def _uncompressed(
             )
         spool.seek(0)
         yield spool, size
-
-
-def _export_filesystem(store: Store, image: Image, out: BinaryIO) -> None:
-    # The assembler owns flattening (whiteouts, hostile names) and the tar writer.
-    from cairn.assemble.image import image_items
-    from cairn.tar import write_tar
-
-    write_tar(image_items(image, store), out)
-
-
-def write_output(path: str, produce: Callable[[BinaryIO], None]) -> None:
-    """Run ``produce(stream)`` into ``path`` atomically (temp file + rename); ``-`` is stdout."""
-    import sys
-
-    if path == "-":
-        produce(sys.stdout.buffer)
-        sys.stdout.buffer.flush()
-        return
-    target = Path(path)
-    try:
-        fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    except OSError as exc:
-        raise CairnError(f"cannot write {target}: {exc.strerror or exc}") from exc
-    temporary = Path(name)
-    try:
-        with open(fd, "wb") as handle:
-            produce(handle)
-        temporary.chmod(0o644)
-        temporary.replace(target)
-    finally:
-        temporary.unlink(missing_ok=True)
-    log.debug("wrote %s", target)

@@ -8,50 +8,40 @@ annotation holds the fully qualified name; the entry points at what the name res
 
 Two rules keep it trustworthy while several builds share it:
 
-* a blob is written to a private temporary file, hashed as it is written, and renamed into
-  ``blobs/`` only once its digest and size match; nothing unverified is ever visible;
-* ``index.json`` is rewritten (temp file + rename) only while holding an ``fcntl`` lock on
-  ``.lock``, so concurrent tags never lose each other's entries.
+* a blob is written to a temporary file beside its final name (:mod:`cairn.atomic`),
+  hashed as it is written, and renamed to its digest only once digest and size match;
+  nothing unverified ever appears under a digest;
+* ``index.json`` is rewritten (:func:`cairn.atomic.write_bytes`) only while holding an
+  ``fcntl`` lock on ``.lock``, so concurrent tags never lose each other's entries.
+
+The store is one area of Cairn's cache directory; :mod:`cairn.cache` owns the directory
+(its default place, the other areas, and removing what dead processes left behind).
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import os
 import re
-import shutil
-import tempfile
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
+from cairn import atomic
 from cairn.errors import CairnError
 from cairn.oci import mediatypes as mt
 from cairn.oci import reference
 
 _DIGEST_RE = re.compile(r"^(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})$")
 _CHUNK = 1 << 20
-_TMP = ".tmp"
 _LOCK = ".lock"
-# Temporary files older than this belong to a build that died; `clean`/`verify` remove them.
-_STALE_SECONDS = 24 * 3600
 # Manifests, indexes and configs are read into memory; anything larger is not one of them.
 MAX_DOCUMENT = 8 << 20
-
-
-def default_cache_dir() -> Path:
-    """``$CAIRN_CACHE``, else ``$XDG_CACHE_HOME/cairn``, else ``~/.cache/cairn``."""
-    env = os.environ.get("CAIRN_CACHE")
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".cache"
-    return base / "cairn"
 
 
 def check_digest(digest: str) -> str:
@@ -157,8 +147,9 @@ def platform_matches(candidate: Mapping[str, Any] | None, platform: str) -> bool
 
 
 class BlobWriter:
-    """Writes one blob to a temporary file, hashing as it goes; ``commit`` verifies and
-    renames it into place. Registry downloads use ``offset``/``reset`` to resume or restart.
+    """Writes one blob to a temporary file beside its final name, hashing as it goes;
+    ``commit`` verifies it and renames it into place. Registry downloads use
+    ``offset``/``reset`` to resume or restart.
     """
 
     def __init__(self, store: Store, digest: str, size: int | None) -> None:
@@ -167,9 +158,7 @@ class BlobWriter:
         self.size = size
         self._algorithm = digest.split(":", 1)[0]
         self._hash = hashlib.new(self._algorithm)
-        fd, name = tempfile.mkstemp(dir=store.root / _TMP, prefix=digest[7:19] + ".")
-        self._path = Path(name)
-        self._file = os.fdopen(fd, "wb", buffering=0)
+        self._file, self._path = store.temporary(store.blob_path(digest))
         self.offset = 0
 
     def write(self, data: bytes | memoryview) -> None:
@@ -190,8 +179,8 @@ class BlobWriter:
 
     def commit(self) -> None:
         """Verify size and digest, then make the blob visible; raises DigestMismatch."""
-        self._file.close()
         try:
+            self._file.close()
             if self.size is not None and self.offset != self.size:
                 raise DigestMismatch(
                     f"blob {self.digest} has {self.offset} bytes, expected {self.size}"
@@ -199,10 +188,7 @@ class BlobWriter:
             actual = f"{self._algorithm}:{self._hash.hexdigest()}"
             if actual != self.digest:
                 raise DigestMismatch(f"blob {self.digest} does not match its digest (got {actual})")
-            self._path.chmod(0o644 & ~_umask())
-            target = self.store.blob_path(self.digest)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            self._path.replace(target)
+            self.store.publish(self._path, self.store.blob_path(self.digest))
         finally:
             self._path.unlink(missing_ok=True)
 
@@ -221,12 +207,6 @@ class BlobWriter:
             self.abort()
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 class Store:
     """An OCI image layout used as a verified, shareable image cache."""
 
@@ -234,7 +214,6 @@ class Store:
         self.root = Path(root).expanduser().absolute()
         try:
             (self.root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
-            (self.root / _TMP).mkdir(exist_ok=True)
             if not (self.root / "oci-layout").exists() or not (self.root / "index.json").exists():
                 with self.locked():
                     if not (self.root / "oci-layout").exists():
@@ -302,18 +281,17 @@ class Store:
     def ingest_unknown(self, stream: IO[bytes]) -> tuple[str, int]:
         """Copy ``stream`` into the store under the digest it hashes to; returns it and size."""
         hasher = hashlib.sha256()
-        fd, name = tempfile.mkstemp(dir=self.root / _TMP, prefix="import.")
-        path = Path(name)
+        # Beside every sha256 blob, so that the rename to its digest stays in one directory.
+        out, path = self.temporary(self.root / "blobs" / "sha256" / "import")
         size = 0
         try:
-            with os.fdopen(fd, "wb", buffering=0) as f:
+            with out:
                 while chunk := stream.read(_CHUNK):
                     hasher.update(chunk)
-                    f.write(chunk)
+                    out.write(chunk)
                     size += len(chunk)
             digest = "sha256:" + hasher.hexdigest()
-            path.chmod(0o644 & ~_umask())
-            path.replace(self.blob_path(digest))
+            self.publish(path, self.blob_path(digest))
             return digest, size
         finally:
             path.unlink(missing_ok=True)
@@ -342,6 +320,33 @@ class Store:
 
     def remove_blob(self, digest: str) -> None:
         self.blob_path(digest).unlink(missing_ok=True)
+
+    def temporary(self, final: Path) -> tuple[BinaryIO, Path]:
+        """A new temporary file beside ``final`` (see :func:`cairn.atomic.temporary_file`);
+        the caller publishes or removes it."""
+        try:
+            return atomic.temporary_file(final)
+        except OSError as exc:
+            raise self._unwritable(exc) from exc
+
+    def publish(self, staged: Path, final: Path) -> None:
+        """Rename a finished temporary file to ``final`` with the cache's file mode."""
+        try:
+            atomic.publish(staged, final, _file_mode())
+        except OSError as exc:
+            raise self._unwritable(exc) from exc
+
+    def _unwritable(self, exc: OSError) -> CairnError:
+        return CairnError(
+            f"cannot write {exc.filename or self.root} in the image cache: {exc.strerror or exc}",
+            hint="check the space and permissions of the cache, or choose another with --cache",
+        )
+
+    def remove_stale_temporaries(self) -> int:
+        """Remove the temporary files of processes that died while writing (beside
+        ``index.json`` or a blob); returns how many (see :func:`cairn.atomic.remove_stale`)."""
+        blobs = sorted(p for p in (self.root / "blobs").iterdir() if p.is_dir())
+        return sum(atomic.remove_stale(directory) for directory in [self.root, *blobs])
 
     # -- names (index.json) ----------------------------------------------------------------
 
@@ -381,15 +386,11 @@ class Store:
         self._write_file("index.json", document)
 
     def _write_file(self, name: str, document: Mapping[str, Any]) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.root / _TMP, prefix=name + ".")
+        data = (json.dumps(document, indent=2) + "\n").encode()
         try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(document, f, indent=2)
-                f.write("\n")
-            Path(tmp).chmod(0o644 & ~_umask())
-            Path(tmp).replace(self.root / name)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+            atomic.write_bytes(self.root / name, data, mode=_file_mode())
+        except OSError as exc:
+            raise self._unwritable(exc) from exc
 
     def entries(self) -> list[tuple[str, Descriptor]]:
         """Every named image: ``(name, root descriptor)``, sorted by name."""
@@ -450,26 +451,13 @@ class Store:
         return sorted(_entry_name(e) for e in gone)
 
     def clean(self) -> None:
-        """Empty the cache: every name and every blob (the layout itself stays)."""
+        """Empty the cache: every name and every blob (the layout itself stays), and what
+        dead processes left behind."""
         with self.locked():
             self._write_index([])
             for digest in list(self.blobs()):
                 self.remove_blob(digest)
-            self.remove_stale_temporaries(max_age=0)
-
-    def remove_stale_temporaries(self, max_age: float = _STALE_SECONDS) -> int:
-        """Delete temporary files left behind by builds that died; returns how many."""
-        count = 0
-        now = time.time()
-        for path in (self.root / _TMP).iterdir():
-            with contextlib.suppress(OSError):
-                if now - path.stat().st_mtime >= max_age:
-                    if path.is_dir():
-                        shutil.rmtree(path)
-                    else:
-                        path.unlink()
-                    count += 1
-        return count
+            self.remove_stale_temporaries()
 
     def reachable(self, roots: Iterator[Descriptor] | list[Descriptor]) -> set[str]:
         """Every digest reachable from ``roots`` that is present in the store."""
@@ -510,11 +498,17 @@ class Store:
                 f"image {canonical(name)} is not in the cache {self.root}",
                 hint=f"pull it with: cairn cache pull {name}",
             )
+        self._mark_used(root.digest)
         target = self.select(root, platform, canonical(name))
         if not self.has_blob(target.digest):
             raise NotCached(f"the {platform} manifest of {canonical(name)} is not in the cache")
         manifest = self.read_json(target.digest)
         return self._image(canonical(name), root, target, manifest, platform)
+
+    def _mark_used(self, digest: str) -> None:
+        # The blob a name points at carries the image's last use, for cairn cache prune.
+        with contextlib.suppress(OSError):
+            os.utime(self.blob_path(digest))
 
     def _image(
         self,
@@ -549,6 +543,14 @@ class Store:
             config_digest=config_descriptor.digest,
             layers=layers,
         )
+
+
+@functools.cache
+def _file_mode() -> int:
+    # The umask is read once (reading it means setting it, which other threads would see).
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o644 & ~mask
 
 
 def choose_platform(index: Mapping[str, Any], platform: str, name: str) -> Descriptor:

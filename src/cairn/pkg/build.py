@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cairn import log
+from cairn.cache import Cache
 from cairn.errors import CairnError
 from cairn.oci import mediatypes as mt
 from cairn.oci.push import push
 from cairn.oci.resolve import RegistryOptions
-from cairn.oci.store import Descriptor, NotCached, Store, default_cache_dir, platform_matches
+from cairn.oci.store import Descriptor, NotCached, platform_matches
 from cairn.pkg import debian, image, kernel, sources
 from cairn.pkg.debian import resolver
 from cairn.pkg.layer import write_layer
@@ -89,8 +90,9 @@ class Builder:
 
     def __init__(self, options: Options) -> None:
         self.options = options
-        self.store = Store(options.cache or default_cache_dir())
-        self.debian_cache = options.debian_cache or self.store.root / "debian"
+        cache = Cache(options.cache)
+        self.store = cache.open_store()
+        self.debian_cache = options.debian_cache or cache.debian
         self.epoch = source_date_epoch()
         self._archives: dict[tuple[str, str, tuple[str, ...], str], debian.Archive] = {}
 

@@ -9,7 +9,9 @@ The flow is one way::
         for entry, data in data_entries(deb): ...
 
 ``cache_dir`` is Cairn's shared Debian cache (e.g. ``CACHE/debian``): parsed indexes live
-in ``index/`` keyed by their SHA256 and .deb files in ``pool/<sha256>.deb``.
+in ``index/`` keyed by their SHA256 and .deb files in ``pool/<sha256>.deb``. Both are
+caches (:mod:`cairn.cache` checks and prunes them): a file used is touched, a damaged or
+missing one is downloaded again.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from cairn import log
 from cairn.pkg.debian import index, release, resolver, transport
 from cairn.pkg.debian.deb import control_fields, data_entries
+from cairn.pkg.debian.fetch import damaged as damaged_debs
 from cairn.pkg.debian.fetch import fetch, pool_path
 from cairn.pkg.debian.index import Archive, Candidate
 from cairn.pkg.debian.package import Package
@@ -31,6 +34,7 @@ __all__ = [
     "Package",
     "Release",
     "control_fields",
+    "damaged_files",
     "data_entries",
     "fetch",
     "open_archive",
@@ -38,6 +42,12 @@ __all__ = [
     "resolve",
     "to_package",
 ]
+
+
+def damaged_files(cache_dir: Path) -> list[Path]:
+    """The files of the Debian cache ``cache_dir`` that are damaged: a .deb that no longer
+    hashes to its name, a parsed index that no longer loads."""
+    return damaged_debs(cache_dir) + index.damaged(cache_dir)
 
 
 def open_archive(

@@ -7,12 +7,15 @@ as is and downloads nothing, and two mirrors or suites share what they have in c
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import os
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
-from cairn import log
+from cairn import compress, log
 from cairn.errors import CairnError
 from cairn.pkg.debian import transport
 from cairn.pkg.debian.package import Package
@@ -34,6 +37,9 @@ def fetch(packages: Sequence[Package], *, cache_dir: Path, jobs: int = 6) -> lis
             raise CairnError(f"the index gives no size or SHA256 for {package}, refusing it")
         if not (path.is_file() and path.stat().st_size == package.size):
             missing.setdefault(path, package)
+        else:
+            with contextlib.suppress(OSError):
+                os.utime(path)  # its last use, for cairn cache prune
     if not missing:
         log.debug("all %d packages are cached", len(packages))
         return paths
@@ -74,3 +80,25 @@ def fetch(packages: Sequence[Package], *, cache_dir: Path, jobs: int = 6) -> lis
         for future in futures:
             future.result()  # the first failure, in a deterministic order
     return paths
+
+
+def damaged(cache_dir: Path) -> list[Path]:
+    """The .debs in the pool whose content no longer hashes to their name (what
+    ``cairn cache verify`` reports; the next run downloads them again)."""
+    debs = sorted(p for p in (cache_dir / "pool").glob("*.deb") if not p.name.startswith("."))
+    with ThreadPoolExecutor(compress.workers()) as workers:
+        intact = list(workers.map(_intact, debs))
+    return [path for path, ok in zip(debs, intact, strict=True) if not ok]
+
+
+def _intact(path: Path) -> bool:
+    hasher = hashlib.sha256()
+    try:
+        with path.open("rb") as f:
+            while chunk := f.read(1 << 20):
+                hasher.update(chunk)
+    except FileNotFoundError:
+        return True  # removed meanwhile: nothing to report
+    except OSError:
+        return False
+    return hasher.hexdigest() == path.name.removesuffix(".deb")

@@ -9,17 +9,17 @@ resolver asks for a package.
 
 from __future__ import annotations
 
+import contextlib
 import marshal
 import os
 import re
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
-from cairn import compress, log
+from cairn import atomic, compress, log
 from cairn.errors import CairnError
 from cairn.pkg.debian import transport, version
 from cairn.pkg.debian.relation import Relation, parse_provides
@@ -141,13 +141,16 @@ def load(http: httpx.Client, release: Release, component: str, arch: str, cache_
         log.debug("%s/%s index: cached (%s)", component, arch, index.sha256[:12])
         return table
     log.info("Downloading %s (%.1f MB)", release.url(index.path), index.size / 1e6)
-    raw = cache_dir / "index" / f"{index.sha256}{Path(index.path).suffix}"
+    # The raw index is needed only until it is parsed: a scratch directory beside the
+    # cache, so that nothing of it is left even if this process dies.
     try:
-        _download(http, release, index, raw)
-        text = _decompress(raw, index, release)
-        table = parse_packages(text)
-    finally:
-        raw.unlink(missing_ok=True)
+        scratch = atomic.temporary_directory(cache.parent, "download")
+        with scratch as directory:
+            raw = directory / f"{index.sha256}{Path(index.path).suffix}"
+            _download(http, release, index, raw)
+            table = parse_packages(_decompress(raw, index, release))
+    except OSError as exc:
+        raise CairnError(f"cannot write {cache.parent}: {exc.strerror or exc}") from exc
     _write_cache(cache, table)
     return table
 
@@ -196,23 +199,42 @@ def _read_cache(path: Path) -> Table | None:
         data = path.read_bytes()
     except FileNotFoundError:
         return None
+    table = _table(data)
+    if table is None:
+        log.debug("ignoring a corrupt index cache %s", path)
+        return None
+    with contextlib.suppress(OSError):
+        os.utime(path)  # its last use, for cairn cache prune
+    return table
+
+
+def _table(data: bytes) -> Table | None:
     try:
         table = marshal.loads(data)
     except (EOFError, ValueError, TypeError):
-        log.debug("ignoring a corrupt index cache %s", path)
         return None
     return table if isinstance(table, dict) else None
 
 
 def _write_cache(path: Path, table: Table) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
-        with os.fdopen(fd, "wb") as out:
+        with atomic.atomic_write(path) as out:
             marshal.dump(table, out)
-        Path(temp).replace(path)
-    finally:
-        Path(temp).unlink(missing_ok=True)
+    except OSError as exc:
+        raise CairnError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def damaged(cache_dir: Path) -> list[Path]:
+    """The parsed indexes in ``cache_dir`` that no longer load (what ``cairn cache verify``
+    reports; the next run downloads and parses the index again)."""
+    found = []
+    for path in sorted((cache_dir / "index").glob(f"*.{_CACHE_FORMAT}.marshal")):
+        if path.name.startswith("."):
+            continue  # a temporary file being written
+        with contextlib.suppress(FileNotFoundError):
+            if _table(path.read_bytes()) is None:
+                found.append(path)
+    return found
 
 
 class Archive:

@@ -1,22 +1,23 @@
 """HTTP(S) access to a Debian mirror: plain GETs and verified downloads into the cache.
 
 A file only lands in the cache after its size and SHA256 matched what the signed Release
-(or a Packages index it vouches for) promised: it is written to a temporary name beside
-its destination and renamed into place, so an interrupted or tampered download leaves
-nothing behind.
+(or a Packages index it vouches for) promised: it is written to a temporary file beside
+its destination and renamed into place (:mod:`cairn.atomic`), so an interrupted or
+tampered download leaves nothing behind, and one whose process died is removed by the next
+run.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import httpx
 
 from cairn import __version__ as _cairn_version
+from cairn import atomic
 from cairn.errors import CairnError
 
 _CHUNK = 1 << 16
@@ -87,44 +88,61 @@ def download(
     """Download ``url`` to ``dest``, verifying ``size`` and ``sha256`` before renaming it
     into place. Returns False (writing nothing) if ``missing_ok`` and the server has no
     such file; a mismatch raises a CairnError and leaves no file behind."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    temp = Path(temp_name)
     try:
-        digest = hashlib.sha256()
-        received = 0
-        with os.fdopen(fd, "wb") as out:
-            try:
-                with http.stream("GET", url) as response:
-                    if response.status_code in (404, 410) and missing_ok:
-                        return False
-                    if response.status_code != 200:
-                        raise CairnError(f"cannot fetch {url}: HTTP {response.status_code}")
-                    for chunk in response.iter_bytes(_CHUNK):
-                        received += len(chunk)
-                        if received > size:
-                            raise Mismatch(
-                                f"{url} is larger than the {size} bytes the index promises",
-                                hint="the mirror may be out of sync or tampered with",
-                            )
-                        digest.update(chunk)
-                        out.write(chunk)
-                        if progress is not None:
-                            progress(len(chunk))
-            except httpx.HTTPError as exc:
-                raise _failure(url, exc) from exc
-        if received != size:
-            raise Mismatch(
-                f"{url} has {received} bytes, the index promises {size}",
-                hint="the mirror may be out of sync or tampered with",
-            )
-        if digest.hexdigest() != sha256:
-            raise Mismatch(
-                f"{url} does not match its SHA256 in the index "
-                f"(got {digest.hexdigest()}, expected {sha256})",
-                hint="the mirror may be out of sync or tampered with",
-            )
-        temp.replace(dest)
-        return True
-    finally:
-        temp.unlink(missing_ok=True)
+        out, temp = atomic.temporary_file(dest)
+        try:
+            with out:
+                digest = _receive(http, url, out, size, missing_ok, progress)
+            if digest is None:
+                return False
+            if digest != sha256:
+                raise Mismatch(
+                    f"{url} does not match its SHA256 in the index "
+                    f"(got {digest}, expected {sha256})",
+                    hint="the mirror may be out of sync or tampered with",
+                )
+            atomic.publish(temp, dest)
+            return True
+        finally:
+            temp.unlink(missing_ok=True)
+    except OSError as exc:
+        raise CairnError(f"cannot write {dest}: {exc.strerror or exc}") from exc
+
+
+def _receive(
+    http: httpx.Client,
+    url: str,
+    out: BinaryIO,
+    size: int,
+    missing_ok: bool,
+    progress: Callable[[int], None] | None,
+) -> str | None:
+    """Stream ``url`` into ``out``: its SHA256 (hex) once exactly ``size`` bytes arrived, or
+    ``None`` when ``missing_ok`` and the server has no such file."""
+    digest = hashlib.sha256()
+    received = 0
+    try:
+        with http.stream("GET", url) as response:
+            if response.status_code in (404, 410) and missing_ok:
+                return None
+            if response.status_code != 200:
+                raise CairnError(f"cannot fetch {url}: HTTP {response.status_code}")
+            for chunk in response.iter_bytes(_CHUNK):
+                received += len(chunk)
+                if received > size:
+                    raise Mismatch(
+                        f"{url} is larger than the {size} bytes the index promises",
+                        hint="the mirror may be out of sync or tampered with",
+                    )
+                digest.update(chunk)
+                out.write(chunk)
+                if progress is not None:
+                    progress(len(chunk))
+    except httpx.HTTPError as exc:
+        raise _failure(url, exc) from exc
+    if received != size:
+        raise Mismatch(
+            f"{url} has {received} bytes, the index promises {size}",
+            hint="the mirror may be out of sync or tampered with",
+        )
+    return digest.hexdigest()
