@@ -20,7 +20,7 @@ import pytest
 from cairn import guest
 from cairn.formats import elf
 from cairn.oci.store import Store
-from cairn.pkg.build import Options, Result, build
+from cairn.pkg.build import Options, Result, build_packages
 from cairn.pkg.image import CONFIG_LABEL, PACKAGES_LABEL
 from cairn.pkg.spec import load
 from tests.fixtures import machines
@@ -250,5 +250,5 @@ def test_a_rebuild_gives_the_same_digest(packages: dict[str, Built]) -> None:
         cache=before.store.root, debian_cache=ASSETS / "debian",
         platforms=("linux/amd64",), force=True,
     )  # fmt: skip
-    (again,) = build([PKG / "sysctl"], options)
+    (again,) = build_packages([PKG / "sysctl"], options)
     assert again.built and again.digest == before.result.digest

@@ -17,7 +17,7 @@ import pytest
 from cairn.cli import main
 from cairn.errors import CairnError
 from cairn.oci.store import Store
-from cairn.pkg.build import Options, build, show_tag
+from cairn.pkg.build import Options, build_packages, show_tag
 from cairn.pkg.debian import Package
 from cairn.pkg.image import PACKAGES_LABEL, packages_text
 from cairn.pkg.tag import package_tag
@@ -60,7 +60,8 @@ def make_package(root: Path, build_yml: str = BUILD_YML) -> Path:
 
 
 def build_one(directory: Path, cache: Path, **kw: Any) -> Any:
-    (result,) = build([directory], Options(cache=cache, debian_cache=cache / "debian", **kw))
+    options = Options(cache=cache, debian_cache=cache / "debian", **kw)
+    (result,) = build_packages([directory], options)
     return result
 
 

@@ -78,7 +78,7 @@ def show_tag(directory: Path, *, canonical: bool = False, org: str | None = None
     return package_tag(directory, canonical=canonical, org=org)
 
 
-def build(directories: Sequence[Path], options: Options) -> list[Result]:
+def build_packages(directories: Sequence[Path], options: Options) -> list[Result]:
     """Build every package in ``directories``, in order; the first failure stops the run."""
     builder = Builder(options)
     return [builder.build(directory) for directory in directories]
