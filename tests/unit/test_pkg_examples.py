@@ -9,7 +9,7 @@ import pytest
 from cairn import guest
 from cairn.config.load import load
 from cairn.pkg.spec import load as load_spec
-from cairn.pkg.tag import package_tag
+from cairn.pkg.tag import show_tag, template_tag
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.yml"))
@@ -28,16 +28,16 @@ def test_the_examples_the_docs_promise_exist() -> None:
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
 def test_an_example_loads_with_every_image_from_pkg(example: Path) -> None:
-    config = load([str(example)])
+    config = load([str(example)], package_tag=template_tag)
     images = config.image_references()
     assert images
     for image in images:
         name = image.rsplit(":", 1)[0].rsplit("/", 1)[-1]
-        assert image == package_tag(ROOT / "pkg" / name, canonical=True)
+        assert image == show_tag(ROOT / "pkg" / name, canonical=True)
 
 
 def test_sshd_example_has_the_promised_sections() -> None:
-    config = load([str(ROOT / "examples" / "sshd.yml")])
+    config = load([str(ROOT / "examples" / "sshd.yml")], package_tag=template_tag)
     names = {c.name for c in config.containers}
     assert names == {"sysctl", "rngd", "dhcpcd", "sshd"}
     assert any(f.path == "root/.ssh/authorized_keys" for f in config.files)

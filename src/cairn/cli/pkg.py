@@ -90,7 +90,7 @@ def run_build(args: argparse.Namespace) -> int:
 
 
 def run_show_tag(args: argparse.Namespace) -> int:
-    from cairn.pkg.build import show_tag
+    from cairn.pkg.tag import show_tag
 
     for directory in args.directories:
         print(show_tag(directory, canonical=args.canonical, org=args.org))

@@ -72,12 +72,6 @@ class Result:
     pushed: bool = False
 
 
-def show_tag(directory: Path, *, canonical: bool = False, org: str | None = None) -> str:
-    """The tag of the package in ``directory`` (what ``cairn pkg show-tag`` prints)."""
-    load(directory)
-    return package_tag(directory, canonical=canonical, org=org)
-
-
 def build_packages(directories: Sequence[Path], options: Options) -> list[Result]:
     """Build every package in ``directories``, in order; the first failure stops the run."""
     builder = Builder(options)
@@ -96,7 +90,7 @@ class Builder:
 
     def build(self, directory: Path) -> Result:
         spec = load(directory)
-        name = package_tag(directory, canonical=True, org=self.options.org)
+        name = package_tag(spec, canonical=True, org=self.options.org)
         arches = self._arches(spec)
         existing = self._cached(name)
         missing = [a for a in arches if not self._has(name, existing, a)]
