@@ -183,11 +183,11 @@ class Builder:
                     (f"{package} ({deb})", debian.data_entries(deb))
                     for package, deb in zip(packages, debs, strict=True)
                 ]
-            laid = lay_out(spec, spool, unpacked, epoch=self.epoch)
-            layer = write_layer(laid.tree, self.store, epoch=self.epoch)
+            laid_out = lay_out(spec, spool, unpacked, epoch=self.epoch)
+            layer = write_layer(laid_out.tree, self.store, epoch=self.epoch)
         log.info(
             "%s: %d files, %.1f MB (%.1f MB pruned), layer %.1f MB",
-            platform, layer.files, layer.file_bytes / 1e6, laid.dropped / 1e6,
+            platform, layer.files, layer.file_bytes / 1e6, laid_out.dropped / 1e6,
             layer.descriptor.size / 1e6,
         )  # fmt: skip
         labels = image.labels(
@@ -204,7 +204,7 @@ class Builder:
             files=layer.files,
             file_bytes=layer.file_bytes,
             packages=tuple(f"{p.name} {p.version}" for p in packages),
-            kernel_modules=laid.modules,
+            kernel_modules=laid_out.modules,
         )
 
     def mirror(self, spec: DebianSpec) -> str:
@@ -227,7 +227,7 @@ class Builder:
 
 
 @dataclass(frozen=True)
-class Laid:
+class PackageTree:
     """A package's filesystem tree, ready to be written as its layer."""
 
     tree: Tree
@@ -241,7 +241,7 @@ def lay_out(
     unpacked: Sequence[tuple[str, Iterable[Item]]],
     *,
     epoch: int,
-) -> Laid:
+) -> PackageTree:
     """The filesystem tree of the package ``spec`` describes, in build.yml's order.
 
     The ``files`` symlinks first (so packages unpack through them, as dpkg would), then
@@ -265,7 +265,7 @@ def lay_out(
         log.debug("setuid/setgid bits cleared: %s", path)
     tree.complete()
     _check_mount_points(spec, tree)
-    return Laid(tree, dropped, modules)
+    return PackageTree(tree, dropped, modules)
 
 
 def _check_mount_points(spec: PackageSpec, tree: Tree) -> None:
