@@ -76,7 +76,7 @@ class Result:
 def build_packages(directories: Sequence[Path], options: Options) -> list[Result]:
     """Build every package in ``directories``, in order; the first failure stops the run."""
     builder = Builder(options)
-    return [builder.build(directory) for directory in directories]
+    return [builder.build_package(directory) for directory in directories]
 
 
 class Builder:
@@ -89,7 +89,7 @@ class Builder:
         self.epoch = source_date_epoch()
         self._archives: dict[tuple[str, str, tuple[str, ...], str], debian.Archive] = {}
 
-    def build(self, directory: Path) -> Result:
+    def build_package(self, directory: Path) -> Result:
         spec = load(directory)
         name = package_tag(spec, canonical=True, org=self.options.org)
         arches = self._arches(spec)
