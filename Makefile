@@ -33,6 +33,7 @@ lint: venv
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/ruff format --check src tests bench scripts
 	$(BIN)/mypy
+	$(BIN)/python scripts/shellcheck.py
 
 bench: deps venv assets
 	-DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends golang-go golang-github-klauspost-pgzip-dev >/dev/null 2>&1

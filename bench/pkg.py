@@ -16,7 +16,7 @@ from pathlib import Path
 
 from cairn import log
 from cairn.errors import CairnError
-from cairn.pkg.build import Options, build
+from cairn.pkg.build import Options, build_packages
 
 ROOT = Path(__file__).resolve().parent.parent
 DEBIAN_CACHE = ROOT / "tests" / ".assets" / "debian"
@@ -31,7 +31,7 @@ def timed_build(directories: list[Path], *, runs: int = 1) -> tuple[list[float],
                 cache=Path(cache), debian_cache=DEBIAN_CACHE, platforms=("linux/amd64",)
             )
             start = time.perf_counter()
-            results = build(directories, options)
+            results = build_packages(directories, options)
             seconds.append(round(time.perf_counter() - start, 2))
     return seconds, results
 

@@ -14,8 +14,8 @@ for word in $cmdline; do
 done
 [ -n "$consoles" ] || consoles=console
 
-options=
-[ "$INSECURE" = true ] && options="-n -l /usr/bin/autologin"
+set -- # getty's options
+[ "$INSECURE" = true ] && set -- -n -l /usr/bin/autologin
 
 started=
 for name in $consoles; do
@@ -25,7 +25,7 @@ for name in $consoles; do
 	fi
 	(
 		while :; do
-			setsid getty $options 0 "$name" linux
+			setsid getty "$@" 0 "$name" linux
 			sleep 1
 		done
 	) &

@@ -1,3 +1,4 @@
+# shellcheck shell=sh disable=SC3043 # busybox ash has local
 # Cairn's metadata (busybox sh): find user data and lay it out. Sourced by
 # /usr/bin/metadata; the functions keep their variables local. cidata, local_hostname and
 # write_tree work on plain files and their arguments only, so that tests run them on the
@@ -29,18 +30,18 @@ cidata() {
 # or RAM disks) labelled cidata or CIDATA, as cloud-init's NoCloud wants, then for every
 # CD drive; each device once, in that order. One blkid reads every label.
 cd_devices() {
-	local sys name all entry dev
+	local sys name entry dev
 	DEVICES=
-	all=
+	set --
 	for sys in /sys/class/block/*; do
 		name=${sys##*/}
 		case $name in
 		loop* | ram* | zram*) continue ;;
 		esac
-		[ -b "/dev/$name" ] && all="$all /dev/$name"
+		[ -b "/dev/$name" ] && set -- "$@" "/dev/$name"
 	done
-	if [ -n "$all" ]; then
-		for entry in $(blkid $all | cidata); do
+	if [ $# -gt 0 ]; then
+		for entry in $(blkid "$@" | cidata); do
 			add_device "$entry"
 		done
 	fi

@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # Shared by format and mount-disk (busybox sh): find disks and what is on them.
 # pkg/format/disk.sh and pkg/mount/disk.sh are the same file (a test checks it).
 

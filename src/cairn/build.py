@@ -63,8 +63,10 @@ def output_name(options: BuildOptions) -> str:
 
 def load_config(options: BuildOptions) -> Config:
     from cairn.config.load import load
+    from cairn.pkg.tag import template_tag
 
-    return load(list(options.configs), stdin=sys.stdin if "-" in options.configs else None)
+    stdin = sys.stdin if "-" in options.configs else None
+    return load(list(options.configs), stdin=stdin, package_tag=template_tag)
 
 
 def dry_run(options: BuildOptions) -> bytes:

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from cairn import guest
 from cairn.fs import Kind
+from tests.fixtures.guestimage import init_items
 
 ROOTFS = Path(guest.__file__).parent / "rootfs"
 LIB = ROOTFS / "usr/lib/cairn"
@@ -54,8 +55,8 @@ def test_script_parses_in_busybox_sh(script: Path) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_items_lay_out_the_init_as_linuxkit_paths() -> None:
-    items = {entry.path: entry for entry, _ in guest.items()}
+def test_the_init_package_lays_out_the_scripts_at_linuxkit_paths() -> None:
+    items = {entry.path: entry for entry, _ in init_items()}
     assert items["init"].mode == 0o755
     assert items["bin/rc.init"].mode == 0o755
     assert items["usr/lib/cairn/lib.sh"].mode == 0o644  # sourced, not run
@@ -63,12 +64,14 @@ def test_items_lay_out_the_init_as_linuxkit_paths() -> None:
     for hook in ("etc/init.d/010-onboot", "etc/shutdown.d/010-onshutdown"):
         assert (items[hook].kind, items[hook].link) == (Kind.SYMLINK, "/usr/bin/service")
     assert items["sbin/init"].link == "/bin/busybox"
+    assert items["bin/busybox"].kind is Kind.FILE
+    assert items["usr/bin/runc"].link == "/usr/sbin/runc"
     assert items["tmp"].mode == 0o1777
 
 
-def test_items_put_every_directory_before_its_contents() -> None:
+def test_the_init_package_puts_every_directory_before_its_contents() -> None:
     seen: set[str] = set()
-    for entry, _ in guest.items():
+    for entry, _ in init_items():
         parent = entry.path.rpartition("/")[0]
         assert not parent or parent in seen, entry.path
         seen.add(entry.path)

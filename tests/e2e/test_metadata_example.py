@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from cairn.config.load import load as load_config
+from cairn.pkg.tag import template_tag
 from tests.fixtures import machines
 from tests.fixtures.machines import EXAMPLES, events
 
@@ -85,7 +86,7 @@ def booted(tmp_path_factory: pytest.TempPathFactory) -> Booted:
 def test_the_key_from_the_user_data_logs_in(booted: Booted) -> None:
     # The fixture logged in with the key; the image has none (no files section).
     assert booted.outputs["keys"] == booted.key
-    assert not load_config([str(EXAMPLES / "metadata.yml")]).files
+    assert not load_config([str(EXAMPLES / "metadata.yml")], package_tag=template_tag).files
 
 
 def test_the_host_name_comes_from_the_user_data(booted: Booted) -> None:

@@ -12,7 +12,7 @@ from cairn.errors import CairnError
 from cairn.oci.options import RegistryOptions
 from cairn.oci.resolve import resolve
 from cairn.oci.store import Store
-from cairn.pkg.build import Options, build
+from cairn.pkg.build import Options, build_packages
 from tests.fixtures.registry import Registry
 
 BUILD_YML = "image: pushed\narches: [amd64, arm64]\nfiles:\n  - {path: etc/motd, source: motd}\n"
@@ -34,7 +34,7 @@ def test_a_built_package_is_pushed_whole_and_pulls_back_with_the_same_digest(
         cache=tmp_path / "cache", org=f"{registry.host}/cairn", push=True,
         registry=RegistryOptions(),
     )  # fmt: skip
-    (result,) = build([directory], options)
+    (result,) = build_packages([directory], options)
     assert result.pushed and result.name.startswith(f"{registry.host}/cairn/pushed:")
     elsewhere = Store(tmp_path / "elsewhere")
     for platform in ("linux/amd64", "linux/arm64"):
@@ -59,4 +59,4 @@ def test_a_package_with_uncommitted_changes_is_not_pushed(
     (directory / "motd").write_text("changed\n")
     options = Options(cache=tmp_path / "cache", org=f"{registry.host}/cairn", push=True)
     with pytest.raises(CairnError, match="uncommitted changes"):
-        build([directory], options)
+        build_packages([directory], options)

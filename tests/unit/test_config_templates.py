@@ -8,15 +8,25 @@ from pathlib import Path
 
 import pytest
 
-from cairn.config.load import load
+from cairn.config import load as config_load
+from cairn.config.model import Config
 from cairn.config.problems import ConfigError
 from cairn.errors import Position
-from cairn.pkg.tag import package_tag
+from cairn.pkg.tag import show_tag, template_tag
+
+
+def load(paths: list[str]) -> Config:
+    """Load as `cairn build` does: templates tagged by the package code."""
+    return config_load.load(paths, package_tag=template_tag)
+
+
+def package_tag(directory: Path, *, canonical: bool) -> str:
+    return show_tag(directory, canonical=canonical)
 
 
 def make_package(directory: Path, image: str) -> Path:
     directory.mkdir(parents=True)
-    (directory / "build.yml").write_text(f"image: {image}\n")
+    (directory / "build.yml").write_text(f"image: {image}\nfiles: [{{path: file, source: file}}]\n")
     (directory / "file").write_text(image)
     return directory
 
@@ -107,3 +117,22 @@ def test_glob_template_matching_nothing_is_an_error(tmp_path: Path) -> None:
 def test_other_values_starting_with_at_are_untouched(tmp_path: Path) -> None:
     config = load([write_yaml(tmp_path, 'files:\n  - path: a\n    contents: "@pkgs are nice"\n')])
     assert config.files[0].contents == "@pkgs are nice"
+
+
+def test_a_package_whose_build_yml_has_problems_is_reported_at_the_template(
+    tmp_path: Path,
+) -> None:
+    package = make_package(tmp_path / "pkg" / "init", "init")
+    (package / "build.yml").write_text("image: init\nnetwork: true\n")
+    yaml = write_yaml(tmp_path, 'init:\n  - "@pkg:./pkg/init"\n')
+    with pytest.raises(ConfigError) as info:
+        load([yaml])
+    assert {p.position for p in info.value.problems} == {Position(yaml, 2, 5)}
+    assert f"{package / 'build.yml'}:2:1: network: unknown key 'network'" in str(info.value)
+
+
+def test_without_a_package_tagger_a_template_is_an_error(tmp_path: Path) -> None:
+    make_package(tmp_path / "pkg" / "init", "init")
+    yaml = write_yaml(tmp_path, 'init: ["@pkg:./pkg/init"]\n')
+    with pytest.raises(ConfigError, match="not resolved here"):
+        config_load.load([yaml])

@@ -124,3 +124,23 @@ def test_elf_reads_module_dependencies() -> None:
     index = stage1.index_modules(kernel.modules)
     assert set(elf.module_depends(index["virtio_pci"])) >= {"virtio", "virtio_ring"}
     assert elf.modinfo(index["squashfs"])["license"] == ["GPL"]
+
+
+def test_the_stage1_init_is_the_shell_file_and_parses_in_busybox_sh(tmp_path: Path) -> None:
+    root, version = _root_with_modules(tmp_path)
+    out = tmp_path / "stage1.img"
+    work = tmp_path / "work"
+    work.mkdir()
+    assert stage1.write_stage1(root, out, kernel_version=version, epoch=EPOCH, workdir=work)
+    init = subprocess.run(
+        ["sh", "-c", f"gzip -dc {out} | cpio -i --quiet --to-stdout init"],
+        capture_output=True, check=True,
+    ).stdout  # fmt: skip
+    source = Path(stage1.__file__).parents[1] / "guest" / "stage1" / "init"
+    assert init == stage1.init_script() == source.read_bytes()
+    script = tmp_path / "init"
+    script.write_bytes(init)
+    result = subprocess.run(
+        [str(assets.busybox()), "sh", "-n", str(script)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr

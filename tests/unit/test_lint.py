@@ -1,7 +1,10 @@
-"""Linters and type checks run as tests: ruff (lint and format) and mypy, strict."""
+"""Linters and type checks run as tests: ruff (lint and format), mypy (strict), shellcheck
+over the guest's and the packages' shell scripts, and the rule that config/ imports nothing
+from pkg/."""
 
 from __future__ import annotations
 
+import ast
 import shutil
 import subprocess
 import sys
@@ -31,3 +34,46 @@ def _tool(name: str) -> str:
 def test_code_is_clean(argv: list[str]) -> None:
     result = subprocess.run([_tool(argv[0]), *argv[1:]], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_shell_scripts_are_clean() -> None:
+    _tool("shellcheck")
+    check = [sys.executable, "scripts/shellcheck.py"]
+    result = subprocess.run(check, cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_shellcheck_covers_every_shell_script_of_the_guest_and_the_packages() -> None:
+    listing = [sys.executable, "scripts/shellcheck.py", "--list"]
+    listed = subprocess.run(listing, cwd=ROOT, capture_output=True, text=True, check=True)
+    checked = set(listed.stdout.split())
+    wanted = set()
+    for place in (ROOT / "src/cairn/guest", ROOT / "pkg"):
+        for path in place.rglob("*"):
+            # Every program with a #! line is a busybox sh script; *.sh without one are the
+            # libraries they source.
+            if path.is_file() and (path.suffix == ".sh" or path.read_bytes()[:2] == b"#!"):
+                wanted.add(str(path.relative_to(ROOT)))
+    assert checked == wanted
+    assert {"src/cairn/guest/stage1/init", "src/cairn/guest/rootfs/usr/lib/cairn/lib.sh"} <= checked
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module ``path`` imports, spelled out (``from cairn import pkg`` -> ``cairn.pkg``)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def test_config_imports_nothing_from_pkg() -> None:
+    # pkg/ reads build.yml with config's parser and schema; config gets package tags handed
+    # in (config.load.load(..., package_tag=...)), so the two never import each other.
+    config = ROOT / "src" / "cairn" / "config"
+    for path in sorted(config.rglob("*.py")):
+        wrong = sorted(m for m in _imports(path) if m == "cairn.pkg" or m.startswith("cairn.pkg."))
+        assert not wrong, f"{path.relative_to(ROOT)} imports {', '.join(wrong)}"

@@ -17,10 +17,10 @@ import pytest
 from cairn.cli import main
 from cairn.errors import CairnError
 from cairn.oci.store import Store
-from cairn.pkg.build import Options, build, show_tag
+from cairn.pkg.build import Options, build_packages
 from cairn.pkg.debian import Package
 from cairn.pkg.image import PACKAGES_LABEL, packages_text
-from cairn.pkg.tag import package_tag
+from cairn.pkg.tag import show_tag
 
 BUILD_YML = """\
 image: hello
@@ -60,7 +60,8 @@ def make_package(root: Path, build_yml: str = BUILD_YML) -> Path:
 
 
 def build_one(directory: Path, cache: Path, **kw: Any) -> Any:
-    (result,) = build([directory], Options(cache=cache, debian_cache=cache / "debian", **kw))
+    options = Options(cache=cache, debian_cache=cache / "debian", **kw)
+    (result,) = build_packages([directory], options)
     return result
 
 
@@ -150,7 +151,7 @@ def test_the_index_lists_one_manifest_per_platform(tmp_path: Path) -> None:
     platforms = [m["platform"]["architecture"] for m in index["manifests"]]
     assert platforms == ["amd64", "arm64"]
     assert store.lookup(result.name) is not None
-    assert result.name == package_tag(tmp_path / "hello", canonical=True)
+    assert result.name == show_tag(tmp_path / "hello", canonical=True)
     assert result.name.startswith("docker.io/test/hello:")
 
 

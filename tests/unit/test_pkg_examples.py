@@ -1,15 +1,19 @@
-"""examples/*.yml load and name the default packages by @pkg: templates; pkg/* files agree."""
+"""examples/*.yml load and name the default packages by @pkg: templates; pkg/* files agree;
+the init image that pkg/init/build.yml lays out has what the guest scripts need."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from cairn import guest
 from cairn.config.load import load
+from cairn.fs import Kind
+from cairn.pkg.build import lay_out
 from cairn.pkg.spec import load as load_spec
-from cairn.pkg.tag import package_tag
+from cairn.pkg.tag import show_tag, template_tag
+from cairn.pkg.tree import Spool, Tree
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.yml"))
@@ -28,16 +32,16 @@ def test_the_examples_the_docs_promise_exist() -> None:
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
 def test_an_example_loads_with_every_image_from_pkg(example: Path) -> None:
-    config = load([str(example)])
+    config = load([str(example)], package_tag=template_tag)
     images = config.image_references()
     assert images
     for image in images:
         name = image.rsplit(":", 1)[0].rsplit("/", 1)[-1]
-        assert image == package_tag(ROOT / "pkg" / name, canonical=True)
+        assert image == show_tag(ROOT / "pkg" / name, canonical=True)
 
 
 def test_sshd_example_has_the_promised_sections() -> None:
-    config = load([str(ROOT / "examples" / "sshd.yml")])
+    config = load([str(ROOT / "examples" / "sshd.yml")], package_tag=template_tag)
     names = {c.name for c in config.containers}
     assert names == {"sysctl", "rngd", "dhcpcd", "sshd"}
     assert any(f.path == "root/.ssh/authorized_keys" for f in config.files)
@@ -47,11 +51,52 @@ def test_format_and_mount_share_the_same_disk_helpers() -> None:
     assert (ROOT / "pkg/format/disk.sh").read_bytes() == (ROOT / "pkg/mount/disk.sh").read_bytes()
 
 
-def test_the_init_package_declares_the_links_the_guest_scripts_need() -> None:
-    files = {f.path: f for f in load_spec(ROOT / "pkg" / "init").files}
-    for path in guest.BUSYBOX_LINKS:
-        assert files[path].link == "/bin/busybox", path
-    for path, target in guest.HOOKS.items():
-        assert files[path].link == target, path
-    for path in guest.MOUNT_POINTS:
-        assert files[path].kind == "directory", path
+@pytest.fixture
+def init_tree() -> Iterator[Tree]:
+    """The init package as pkg/init/build.yml lays it out, without its Debian packages."""
+    with Spool() as spool:
+        yield lay_out(load_spec(ROOT / "pkg" / "init"), spool, [], epoch=0).tree
+
+
+def link(tree: Tree, path: str) -> str:
+    entry = tree.get(path)
+    assert entry is not None and entry.kind is Kind.SYMLINK, path
+    return entry.link
+
+
+def test_the_init_image_links_what_runs_busybox_by_path(init_tree: Tree) -> None:
+    # The kernel runs /sbin/init and /sbin/modprobe, scripts start with #!/bin/sh, inittab
+    # and acpid run /sbin/reboot and poweroff; every other applet runs by name.
+    for path in ("bin/sh", "sbin/init", "sbin/modprobe", "sbin/mdev", "sbin/poweroff",
+                 "sbin/reboot", "sbin/halt"):  # fmt: skip
+        assert link(init_tree, path) == "/bin/busybox", path
+
+
+def test_the_init_image_has_the_boot_and_shutdown_hooks(init_tree: Tree) -> None:
+    for hook in ("etc/init.d/005-volumes", "etc/init.d/010-onboot", "etc/init.d/020-services",
+                 "etc/shutdown.d/010-onshutdown"):  # fmt: skip
+        assert link(init_tree, hook) == "/usr/bin/service", hook
+    service = init_tree.get("usr/bin/service")
+    assert service is not None and service.mode == 0o755
+
+
+def test_the_init_image_has_the_mount_points_rc_init_uses(init_tree: Tree) -> None:
+    modes = {"dev": 0o755, "proc": 0o755, "run": 0o755, "sys": 0o755, "tmp": 0o1777, "var": 0o755}
+    for path, mode in modes.items():
+        entry = init_tree.get(path)
+        assert entry is not None and (entry.kind, entry.mode) == (Kind.DIR, mode), path
+
+
+def test_everything_the_init_runs_by_path_is_in_the_image(init_tree: Tree) -> None:
+    wanted = {"sbin/init", "sbin/modprobe", "usr/bin/runc"}
+    for path in init_tree.paths():
+        entry = init_tree.get(path)
+        if entry is not None and entry.kind is Kind.FILE:
+            first = init_tree.read_bytes(path).split(b"\n", 1)[0]
+            if first.startswith(b"#!"):
+                wanted.add(first[2:].split()[0].decode().lstrip("/"))
+    for line in init_tree.read_bytes("etc/inittab").decode().splitlines():
+        if line and not line.startswith("#"):
+            wanted.add(line.rsplit(":", 1)[1].split()[0].lstrip("/"))
+    missing = sorted(p for p in wanted if p not in init_tree and p != "bin/busybox")
+    assert not missing  # bin/busybox itself comes from Debian's busybox-static

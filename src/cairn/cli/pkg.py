@@ -72,7 +72,7 @@ def _platforms(text: str | None) -> tuple[str, ...]:
 
 def run_build(args: argparse.Namespace) -> int:
     from cairn.cli.options import cache_dir, registry_options
-    from cairn.pkg.build import Options, build
+    from cairn.pkg.build import Options, build_packages
 
     options = Options(
         cache=cache_dir(args),
@@ -84,13 +84,13 @@ def run_build(args: argparse.Namespace) -> int:
         push=bool(args.push_after or getattr(args, "push", False)),
         registry=registry_options(args),
     )
-    for result in build(args.directories, options):
+    for result in build_packages(args.directories, options):
         print(result.name)
     return 0
 
 
 def run_show_tag(args: argparse.Namespace) -> int:
-    from cairn.pkg.build import show_tag
+    from cairn.pkg.tag import show_tag
 
     for directory in args.directories:
         print(show_tag(directory, canonical=args.canonical, org=args.org))

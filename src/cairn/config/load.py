@@ -25,7 +25,7 @@ from cairn.config.model import Config, FileSpec, ImageRef, ImageSpec, Kernel, Vo
 from cairn.config.parse import Parsed, parse_yaml
 from cairn.config.parse import Path as KeyPath
 from cairn.config.problems import Problem, key_path, raise_problems
-from cairn.config.templates import TemplateResolver
+from cairn.config.templates import PackageTag, TemplateResolver
 from cairn.errors import CairnError, Position
 from cairn.oci import reference
 
@@ -60,11 +60,17 @@ class _Source:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-def load(paths: Sequence[str], *, stdin: TextIO | None = None) -> Config:
-    """Load, validate and merge YAML files (paths, ``-`` for stdin, or http(s) URLs)."""
+def load(
+    paths: Sequence[str], *, stdin: TextIO | None = None, package_tag: PackageTag | None = None
+) -> Config:
+    """Load, validate and merge YAML files (paths, ``-`` for stdin, or http(s) URLs).
+
+    ``package_tag`` turns a package directory into its canonical tag for ``@pkg:``
+    templates (``cairn.pkg.tag.template_tag``); without it a template is an error.
+    """
     if not paths:
         raise CairnError("no configuration file given")
-    resolver = TemplateResolver()
+    resolver = TemplateResolver(package_tag)
     sources = [_load_one(p, stdin, resolver) for p in paths]
     return _build(sources)
 

@@ -6,27 +6,37 @@ show-tag --canonical`` prints it, e.g. ``docker.io/linuxkit/init:<hash>``. PATH 
 glob that matches exactly one package. Only local files get templates (not stdin or URLs),
 as in LinuxKit. Unlike LinuxKit, which silently leaves an unresolvable template in place
 (to fail later as a strange image name), Cairn reports it where it was written.
+
+Tagging a package is the package code's business (``cairn.pkg.tag.template_tag``): the
+caller hands the function in, so that config/ never imports pkg/ (which imports config/).
 """
 
 from __future__ import annotations
 
 import glob
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from cairn.config.parse import Parsed
 from cairn.config.parse import Path as KeyPath
-from cairn.config.problems import Problem, key_path
+from cairn.config.problems import ConfigError, Problem, key_path
 from cairn.errors import CairnError
-from cairn.pkg.tag import package_tag
 
 PREFIX = "@pkg:"
 
+#: The canonical tag of the package in a directory (``cairn.pkg.tag.template_tag``).
+PackageTag = Callable[[Path], str]
+
 
 class TemplateResolver:
-    """Resolves templates for one load; each package is hashed once however often it is named."""
+    """Resolves templates for one load; each package is hashed once however often it is named.
 
-    def __init__(self) -> None:
+    Without ``package_tag`` every template is reported as a problem.
+    """
+
+    def __init__(self, package_tag: PackageTag | None = None) -> None:
+        self._package_tag = package_tag
         self._tags: dict[Path, str] = {}
 
     def resolve(self, parsed: Parsed, base: Path) -> list[Problem]:
@@ -45,14 +55,19 @@ class TemplateResolver:
             for i, value in enumerate(node):
                 node[i] = self._walk(parsed, value, (*path, i), base, problems)
         elif isinstance(node, str) and node.startswith(PREFIX):
+            where, here = parsed.position(path), key_path(path)
             try:
                 return self.tag(base, node[len(PREFIX) :])
+            except ConfigError as exc:  # the package's build.yml: each problem, where it is
+                problems += [Problem(where, here, f"{p.position}: {p}") for p in exc.problems]
             except CairnError as exc:
-                problems.append(Problem(parsed.position(path), key_path(path), exc.message))
+                problems.append(Problem(where, here, exc.message))
         return node
 
     def tag(self, base: Path, pattern: str) -> str:
         """The canonical tag of the one package ``pattern`` names, relative to ``base``."""
+        if self._package_tag is None:
+            raise CairnError(f"{PREFIX} templates are not resolved here (no package tagger)")
         target = Path(pattern).expanduser()
         target = target if target.is_absolute() else base / target
         if glob.has_magic(str(target)):
@@ -69,5 +84,5 @@ class TemplateResolver:
             target = matches[0]
         key = target.resolve()
         if key not in self._tags:
-            self._tags[key] = package_tag(target, canonical=True)
+            self._tags[key] = self._package_tag(target)
         return self._tags[key]

@@ -7,7 +7,8 @@ nothing more: busybox and the needed modules taken from the root tree itself (so
 always match its kernel), and a short ``/init`` that loads the modules, finds the root
 (``root=`` as a device, ``LABEL=`` or ``UUID=``; otherwise the first disk or CD holding
 one of the filesystems), mounts it read-only, unmounts what it mounted and ``switch_root``s
-to the root's ``/sbin/init`` (or ``init=``), just as the kernel would have.
+to the root's ``/sbin/init`` (or ``init=``), just as the kernel would have. That script
+lives in src/cairn/guest/stage1/init.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import io
 import shutil
 from collections.abc import Iterator
+from importlib import resources
 from pathlib import Path
 
 from cairn import log
@@ -25,58 +27,24 @@ from cairn.formats import elf
 from cairn.formats.stage import real_path
 from cairn.fs import Entry, Kind
 
-# Storage drivers for the disks and CD drives of qemu and the clouds, then the filesystems.
+# Storage drivers for the disks and CD drives of qemu and the clouds, then the filesystems
+# the stage-1 /init tries (squashfs, erofs, iso9660).
 MODULES = (
     "virtio_pci", "virtio_blk", "virtio_scsi", "sd_mod", "sr_mod", "ata_piix", "ahci",
     "nvme", "xen_blkfront", "squashfs", "erofs", "isofs",
 )  # fmt: skip
-FILESYSTEMS = "squashfs erofs iso9660"
 _BUSYBOX = ("bin/busybox", "usr/bin/busybox", "sbin/busybox", "usr/sbin/busybox")
 _LIBRARY_DIRS = (
     "lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu", "lib64", "usr/lib64", "lib", "usr/lib",
 )  # fmt: skip
 _MODULE_SUFFIXES = (".ko", ".ko.xz", ".ko.zst", ".ko.gz")
 
-INIT = rf"""#!/bin/busybox sh
-# Cairn stage 1: load the storage and filesystem drivers, mount the root filesystem image
-# read-only and hand over to its init, as a kernel with those drivers built in would.
-B=/bin/busybox
-$B mount -t proc proc /proc
-$B mount -t sysfs sysfs /sys
-$B mount -t devtmpfs devtmpfs /dev
-while read -r m; do $B insmod "/modules/$m" 2>/dev/null; done < /modules/order
-root= fstype= init=/sbin/init delay=10
-for arg in $($B cat /proc/cmdline); do
-    case "$arg" in
-        root=*) root="${{arg#root=}}" ;;
-        rootfstype=*) fstype="${{arg#rootfstype=}}" ;;
-        init=*) init="${{arg#init=}}" ;;
-        rootdelay=*) delay="${{arg#rootdelay=}}" ;;
-    esac
-done
-types="${{fstype:-{FILESYSTEMS}}}"
-try() {{
-    for t in $types; do $B mount -t "$t" -o ro "$1" /newroot 2>/dev/null && return 0; done
-    return 1
-}}
-found= tries=0
-while [ -z "$found" ] && [ "$tries" -lt $((delay * 10)) ]; do
-    case "$root" in
-        LABEL=*|UUID=*) dev=$($B findfs "$root" 2>/dev/null) && try "$dev" && found=$dev ;;
-        "") for dev in /dev/vd? /dev/sd? /dev/sr? /dev/nvme?n? /dev/xvd?; do
-                [ -b "$dev" ] && try "$dev" && {{ found=$dev; break; }}
-            done ;;
-        *) [ -b "$root" ] && try "$root" && found=$root ;;
-    esac
-    [ -n "$found" ] || {{ $B usleep 100000; tries=$((tries + 1)); }}
-done
-if [ -z "$found" ]; then
-    echo "cairn stage1: no ${{types}} root found on ${{root:-any disk}}" >&2
-    exit 1
-fi
-$B umount /proc /sys /dev
-exec $B switch_root /newroot "$init"
-"""
+
+def init_script() -> bytes:
+    """The stage-1 ``/init``: package data (src/cairn/guest/stage1/init), a real shell file
+    that ``sh -n`` and shellcheck read. It takes no parameters (the filesystems it tries
+    are written in it), so nothing is substituted into it and nothing can be injected."""
+    return (resources.files("cairn.guest") / "stage1" / "init").read_bytes()
 
 
 def find_busybox(root: Path) -> Path | None:
@@ -192,7 +160,7 @@ def _items(
         yield Entry(f"modules/{name}", Kind.FILE, 0o644, mtime=epoch, size=size), source
     order = "".join(f"{name}\n" for name, _ in modules).encode()
     yield Entry("modules/order", Kind.FILE, 0o644, mtime=epoch, size=len(order)), order
-    script = INIT.encode()
+    script = init_script()
     yield Entry("init", Kind.FILE, 0o755, mtime=epoch, size=len(script)), script
 
 

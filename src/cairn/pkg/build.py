@@ -13,13 +13,14 @@ forced; the same sources and the same Debian package versions give the same dige
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cairn import log
 from cairn.cache import Cache
 from cairn.errors import CairnError
+from cairn.fs import Item
 from cairn.oci import mediatypes as mt
 from cairn.oci.push import push
 from cairn.oci.resolve import RegistryOptions
@@ -73,16 +74,10 @@ class Result:
     pushed: bool = False
 
 
-def show_tag(directory: Path, *, canonical: bool = False, org: str | None = None) -> str:
-    """The tag of the package in ``directory`` (what ``cairn pkg show-tag`` prints)."""
-    load(directory)
-    return package_tag(directory, canonical=canonical, org=org)
-
-
-def build(directories: Sequence[Path], options: Options) -> list[Result]:
+def build_packages(directories: Sequence[Path], options: Options) -> list[Result]:
     """Build every package in ``directories``, in order; the first failure stops the run."""
     builder = Builder(options)
-    return [builder.build(directory) for directory in directories]
+    return [builder.build_package(directory) for directory in directories]
 
 
 class Builder:
@@ -96,9 +91,9 @@ class Builder:
         self.epoch = source_date_epoch()
         self._archives: dict[tuple[str, str, tuple[str, ...], str], debian.Archive] = {}
 
-    def build(self, directory: Path) -> Result:
+    def build_package(self, directory: Path) -> Result:
         spec = load(directory)
-        name = package_tag(directory, canonical=True, org=self.options.org)
+        name = package_tag(spec, canonical=True, org=self.options.org)
         arches = self._arches(spec)
         existing = self._cached(name)
         missing = [a for a in arches if not self._has(name, existing, a)]
@@ -181,29 +176,20 @@ class Builder:
     def _platform(self, spec: PackageSpec, arch: str) -> tuple[Descriptor, PlatformResult]:
         platform = image.platform_name(arch)
         with Spool() as spool:
-            tree = Tree(spool)
-            sources.add_links(tree, spec.files)
             packages: list[debian.Package] = []
+            unpacked: list[tuple[str, Iterable[Item]]] = []
             if spec.debian is not None:
                 packages = self._resolve(spec.debian, arch)
                 debs = debian.fetch(packages, cache_dir=self.debian_cache)
-                with log.step(f"Unpacking {len(debs)} Debian packages"):
-                    for package, deb in zip(packages, debs, strict=True):
-                        tree.unpack(debian.data_entries(deb), f"{package} ({deb})")
-            modules = 0
-            if spec.kernel is not None:
-                tree, info = kernel.layout(tree, spec.kernel, epoch=self.epoch)
-                modules = len(info.modules)
-            sources.add_files(tree, spec.files)
-            dropped = tree.prune(spec.remove, spec.keep)
-            for path in tree.strip_setuid(spec.setuid):
-                log.debug("setuid/setgid bits cleared: %s", path)
-            tree.complete()
-            _check_mount_points(spec, tree)
-            layer = write_layer(tree, self.store, epoch=self.epoch)
+                unpacked = [
+                    (f"{package} ({deb})", debian.data_entries(deb))
+                    for package, deb in zip(packages, debs, strict=True)
+                ]
+            laid_out = lay_out(spec, spool, unpacked, epoch=self.epoch)
+            layer = write_layer(laid_out.tree, self.store, epoch=self.epoch)
         log.info(
             "%s: %d files, %.1f MB (%.1f MB pruned), layer %.1f MB",
-            platform, layer.files, layer.file_bytes / 1e6, dropped / 1e6,
+            platform, layer.files, layer.file_bytes / 1e6, laid_out.dropped / 1e6,
             layer.descriptor.size / 1e6,
         )  # fmt: skip
         labels = image.labels(
@@ -220,7 +206,7 @@ class Builder:
             files=layer.files,
             file_bytes=layer.file_bytes,
             packages=tuple(f"{p.name} {p.version}" for p in packages),
-            kernel_modules=modules,
+            kernel_modules=laid_out.modules,
         )
 
     def mirror(self, spec: DebianSpec) -> str:
@@ -240,6 +226,48 @@ class Builder:
         chosen = resolver.resolve(archive, spec.packages, exclude=spec.exclude, prune=spec.prune)
         log.debug("%d Debian packages: %s", len(chosen), " ".join(c.name for c in chosen))
         return [debian.to_package(c, archive.release) for c in chosen]
+
+
+@dataclass(frozen=True)
+class PackageTree:
+    """A package's filesystem tree, ready to be written as its layer."""
+
+    tree: Tree
+    dropped: int  # bytes of file data pruned by ``remove``
+    modules: int  # kernel modules kept (0 without a ``kernel`` section)
+
+
+def lay_out(
+    spec: PackageSpec,
+    spool: Spool,
+    unpacked: Sequence[tuple[str, Iterable[Item]]],
+    *,
+    epoch: int,
+) -> PackageTree:
+    """The filesystem tree of the package ``spec`` describes, in build.yml's order.
+
+    The ``files`` symlinks first (so packages unpack through them, as dpkg would), then
+    ``unpacked``: each package's name (for errors) and entries, the data of a Debian
+    package here, host binaries standing in for them in tests; then the kernel layout,
+    the other ``files``, ``remove``/``keep``, ``setuid``, and the missing parent directories.
+    """
+    tree = Tree(spool)
+    sources.add_links(tree, spec.files)
+    if unpacked:
+        with log.step(f"Unpacking {len(unpacked)} packages"):
+            for what, items in unpacked:
+                tree.unpack(items, what)
+    modules = 0
+    if spec.kernel is not None:
+        tree, info = kernel.layout(tree, spec.kernel, epoch=epoch)
+        modules = len(info.modules)
+    sources.add_files(tree, spec.files)
+    dropped = tree.prune(spec.remove, spec.keep)
+    for path in tree.strip_setuid(spec.setuid):
+        log.debug("setuid/setgid bits cleared: %s", path)
+    tree.complete()
+    _check_mount_points(spec, tree)
+    return PackageTree(tree, dropped, modules)
 
 
 def _check_mount_points(spec: PackageSpec, tree: Tree) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from cairn.errors import CairnError
 from cairn.fs import Entry, Kind, join
-from cairn.pkg.spec import FileSpec
+from cairn.pkg.spec import PackageFile
 from cairn.pkg.tree import HostFile, Matcher, Tree
 
 # Python bytecode next to package data is not part of a package's sources.
@@ -26,7 +26,7 @@ _SKIP_NAMES = frozenset({"__pycache__"})
 _SKIP_SUFFIXES = (".pyc", ".pyo")
 
 
-def add_links(tree: Tree, files: Iterable[FileSpec]) -> None:
+def add_links(tree: Tree, files: Iterable[PackageFile]) -> None:
     """The symlinks among ``files`` alone, laid before the Debian packages are unpacked so
     that the packages' files go through them (``bin -> usr/bin`` merges /usr, as dpkg does
     on a merged system)."""
@@ -35,7 +35,7 @@ def add_links(tree: Tree, files: Iterable[FileSpec]) -> None:
             _add(tree, spec)
 
 
-def add_files(tree: Tree, files: Iterable[FileSpec]) -> None:
+def add_files(tree: Tree, files: Iterable[PackageFile]) -> None:
     """Every entry of ``files``, in order, over what the packages installed; ``concat``
     entries last, so that they read the final tree."""
     pending = list(files)
@@ -47,7 +47,7 @@ def add_files(tree: Tree, files: Iterable[FileSpec]) -> None:
             _concat(tree, spec)
 
 
-def _add(tree: Tree, spec: FileSpec) -> None:
+def _add(tree: Tree, spec: PackageFile) -> None:
     uid, gid = spec.uid, spec.gid
     if spec.kind == "directory":
         entry = Entry(spec.path, Kind.DIR, _mode(spec, 0o755), uid=uid, gid=gid)
@@ -68,11 +68,11 @@ def _add(tree: Tree, spec: FileSpec) -> None:
         raise ValueError(spec.kind)
 
 
-def _mode(spec: FileSpec, default: int) -> int:
+def _mode(spec: PackageFile, default: int) -> int:
     return default if spec.mode is None else spec.mode
 
 
-def _host_file(tree: Tree, path: str, source: Path, spec: FileSpec) -> None:
+def _host_file(tree: Tree, path: str, source: Path, spec: PackageFile) -> None:
     try:
         info = source.stat()
     except OSError as exc:
@@ -89,7 +89,7 @@ def _default_mode(source: Path, info: os.stat_result) -> int:
         return 0o755 if f.read(2) == b"#!" else 0o644
 
 
-def _host_tree(tree: Tree, spec: FileSpec) -> None:
+def _host_tree(tree: Tree, spec: PackageFile) -> None:
     assert spec.source is not None
     root = spec.source
     if spec.path:
@@ -122,7 +122,7 @@ def _host_tree(tree: Tree, spec: FileSpec) -> None:
                                  position=spec.position)  # fmt: skip
 
 
-def _concat(tree: Tree, spec: FileSpec) -> None:
+def _concat(tree: Tree, spec: PackageFile) -> None:
     match = Matcher(spec.concat)
     parts = []
     for path in tree.paths():

@@ -52,7 +52,7 @@ class ExtraSource:
 
 
 @dataclass(frozen=True)
-class FileSpec:
+class PackageFile:
     """What to put at ``path`` in the image (one per path of a ``files`` entry).
 
     ``kind`` is ``file`` (``contents`` or a regular-file ``source``), ``tree`` (a directory
@@ -124,7 +124,7 @@ class PackageSpec:
     extra_sources: tuple[ExtraSource, ...] = ()
     gitrepo: str = ""
     debian: DebianSpec | None = None
-    files: tuple[FileSpec, ...] = ()
+    files: tuple[PackageFile, ...] = ()
     remove: tuple[str, ...] = ()
     keep: tuple[str, ...] = ()
     setuid: tuple[str, ...] = ()
@@ -399,7 +399,7 @@ def _files(
     extra: Sequence[ExtraSource],
     value: Any,
     path: KeyPath,
-) -> list[FileSpec]:
+) -> list[PackageFile]:
     """One ``files`` entry: a spec per path (``paths`` makes the same thing at several)."""
     if not isinstance(value, dict):
         check.add(path, "expected a mapping with a path")
@@ -440,17 +440,17 @@ def _files(
     }
     if kind == "contents":
         body = entry["contents"].encode()
-        return [FileSpec(t, "file", contents=body, **common) for t in cleaned]
+        return [PackageFile(t, "file", contents=body, **common) for t in cleaned]
     if kind == "directory":
-        return [FileSpec(t, "directory", **common) for t in cleaned]
+        return [PackageFile(t, "directory", **common) for t in cleaned]
     if kind == "symlink":
-        return [FileSpec(t, "symlink", link=entry["symlink"], **common) for t in cleaned]
+        return [PackageFile(t, "symlink", link=entry["symlink"], **common) for t in cleaned]
     if kind == "concat":
         if not entry["concat"]:
             check.add((*path, "concat"), "list at least one glob")
             return []
         globs = tuple(p.strip("/") for p in entry["concat"])
-        return [FileSpec(t, "concat", concat=globs, **common) for t in cleaned]
+        return [PackageFile(t, "concat", concat=globs, **common) for t in cleaned]
     source = _source(check, directory, extra, entry["source"], (*path, "source"))
     if source is None:
         return []
@@ -461,7 +461,7 @@ def _files(
         check.add((*path, "mode"), "a directory source keeps its files' modes; drop mode")
         return []
     kind = "tree" if source.is_dir() else "file"
-    return [FileSpec(t, kind, source=source, **common) for t in cleaned]
+    return [PackageFile(t, kind, source=source, **common) for t in cleaned]
 
 
 def _source(

@@ -8,8 +8,9 @@ committed) LinuxKit would fall back to ``latest``; Cairn hashes the sources inst
 executable bits, symlink targets and contents), so the same sources always give the same
 tag and a change always gives a new one.
 
-Only ``image``, ``org`` and ``tag`` are read from ``build.yml`` here; the full package spec
-belongs to the package builder.
+``image``, ``org``, ``tag`` and ``extra-sources`` come from the package's checked
+:class:`~cairn.pkg.spec.PackageSpec`: build.yml is parsed once, by :mod:`cairn.pkg.spec`,
+and a package only has a tag when its build.yml is valid.
 """
 
 from __future__ import annotations
@@ -21,54 +22,41 @@ import stat
 from pathlib import Path
 
 from cairn import log, proc
-from cairn.config.parse import parse_yaml
 from cairn.errors import CairnError
 from cairn.oci import reference
+from cairn.pkg.spec import PackageSpec, load
 
-DEFAULT_ORG = "linuxkit"
-DEFAULT_TAG = "{{.Hash}}"
 _HASH_FIELD = re.compile(r"\{\{\s*\.Hash\s*\}\}")
 _LS_TREE = re.compile(r"^[0-7]{6} [^ ]+ ([0-9a-f]{40})\t.+\n$")
 
 
-def package_tag(pkg_dir: Path, *, canonical: bool = False, org: str | None = None) -> str:
-    """``ORG/IMAGE:TAG`` of the package in ``pkg_dir`` (``docker.io/...`` when canonical).
+def package_tag(spec: PackageSpec, *, canonical: bool = False, org: str | None = None) -> str:
+    """``ORG/IMAGE:TAG`` of the package ``spec`` describes (``docker.io/...`` when canonical).
 
     ``org`` overrides the ``org`` of build.yml (default ``linuxkit``).
     """
-    image, file_org, template = _read_build_yml(pkg_dir)
-    source = source_hash(pkg_dir)
-    extras = extra_sources(pkg_dir)
-    if extras:
-        source = combine_hashes([source, *(source_hash(e) for e in extras)])
-    tag = render_tag(template, source, where=pkg_dir / "build.yml")
-    name = f"{org or file_org}/{image}:{tag}"
+    source = source_hash(spec.directory)
+    if spec.extra_sources:
+        extras = [source_hash(extra.source) for extra in spec.extra_sources]
+        source = combine_hashes([source, *extras])
+    tag = render_tag(spec.tag, source, where=spec.file)
+    name = f"{org or spec.org}/{spec.image}:{tag}"
     return reference.expand(name) if canonical else name
 
 
-def extra_sources(pkg_dir: Path) -> list[Path]:
-    """The directories build.yml's ``extra-sources`` (``SRC:NAME``) names, relative to
-    ``pkg_dir``: their contents are part of the package's sources, and so of its tag."""
-    path = pkg_dir / "build.yml"
-    parsed = parse_yaml(path.read_text(encoding="utf-8"), str(path))
-    data = parsed.data if isinstance(parsed.data, dict) else {}
-    values = data.get("extra-sources") or []
-    found = []
-    for i, value in enumerate(values if isinstance(values, list) else [values]):
-        src, sep, _ = str(value).rpartition(":")
-        if not sep or not src:
-            raise CairnError(
-                f"extra-sources: {value!r} is not SOURCE:NAME",
-                position=parsed.position(("extra-sources", i)),
-            )
-        source = Path(src) if Path(src).is_absolute() else pkg_dir / src
-        if not source.is_dir():
-            raise CairnError(
-                f"extra-sources: {src!r} is not a directory (relative to {pkg_dir})",
-                position=parsed.position(("extra-sources", i)),
-            )
-        found.append(source)
-    return found
+def show_tag(directory: Path, *, canonical: bool = False, org: str | None = None) -> str:
+    """The tag of the package in ``directory``, its build.yml loaded and checked first
+    (what ``cairn pkg show-tag`` prints)."""
+    return package_tag(load(directory), canonical=canonical, org=org)
+
+
+def template_tag(directory: Path) -> str:
+    """What ``@pkg:DIRECTORY`` in a YAML file becomes: the package's canonical tag.
+
+    The YAML loader takes it as a parameter (``cairn.config.load.load(...,
+    package_tag=template_tag)``), so that config/ does not import pkg/.
+    """
+    return show_tag(directory, canonical=True)
 
 
 def combine_hashes(hashes: list[str]) -> str:
@@ -91,31 +79,6 @@ def render_tag(template: str, source: str, *, where: Path | None = None) -> str:
             hint="the only template field is {{.Hash}}",
         )
     return tag
-
-
-def _read_build_yml(pkg_dir: Path) -> tuple[str, str, str]:
-    path = pkg_dir / "build.yml"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CairnError(f"no build.yml in {pkg_dir}") from None
-    except OSError as exc:
-        raise CairnError(f"cannot read {path}: {exc.strerror}") from exc
-    parsed = parse_yaml(text, str(path))
-    data = parsed.data if parsed.data is not None else {}
-    if not isinstance(data, dict):
-        raise CairnError("build.yml must be a mapping", position=parsed.position(()))
-    values: dict[str, str] = {}
-    for key, default in (("image", ""), ("org", DEFAULT_ORG), ("tag", DEFAULT_TAG)):
-        value = data.get(key, default)
-        if not isinstance(value, str):
-            raise CairnError(
-                f"{key}: expected a string, got {value!r}", position=parsed.position((key,))
-            )
-        values[key] = value
-    if not values["image"]:
-        raise CairnError("the image field is required", position=parsed.position(("image",)))
-    return values["image"], values["org"], values["tag"]
 
 
 def source_hash(pkg_dir: Path) -> str:

@@ -22,9 +22,8 @@ from pathlib import Path
 from typing import IO
 
 from cairn.errors import CairnError
-from cairn.fs import Entry, Item, Kind, Readable, parents
+from cairn.fs import Entry, Item, Kind, Readable, copy_data, parents
 
-_CHUNK = 1 << 20
 _MAX_LINKS = 40  # symlink hops while resolving one path, as the kernel's limit
 
 
@@ -60,13 +59,7 @@ class Spool:
         """Copy exactly ``size`` bytes of ``data`` to the end of the spool."""
         offset = self._end
         self._file.seek(offset)
-        remaining = size
-        while remaining:
-            chunk = data.read(min(remaining, _CHUNK))
-            if not chunk:
-                raise CairnError(f"{what}: file data ended {remaining} bytes early")
-            self._write_all(chunk)
-            remaining -= len(chunk)
+        copy_data(data, self._write_all, size, what)
         self._end += size
         return Spooled(offset, size)
 

@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # Cairn guest library, sourced by rc.init, rc.shutdown, service and the runc hooks.
 # POSIX sh for busybox ash. Functions hand results back in global variables (NOW, SECS,
 # BUNDLE, ...) rather than on stdout: $(...) forks, and the boot path avoids needless forks.
@@ -8,6 +9,7 @@ export PATH
 CAIRN_LIB=/usr/lib/cairn
 CAIRN_RUN=/run/cairn                  # timeline, service state, generated bundles
 TIMELINE=$CAIRN_RUN/timeline
+# shellcheck disable=SC3003 # busybox ash has $'...'; $(printf) would fork in every script
 SEP=$'\037'                           # field separator of the plan (runtime.awk)
 
 # --- time and events -------------------------------------------------------------------
@@ -138,13 +140,11 @@ mount_step() {
 			;;
 		esac
 	fi
-	_dest=$3
-	_ifs=$IFS
-	IFS=,
-	set -- $5
-	IFS=$_ifs
-	for _p; do
-		mount --make-"$_p" "$_dest" || return 1
+	_rest=$5,
+	while [ -n "$_rest" ]; do
+		_p=${_rest%%,*}
+		_rest=${_rest#*,}
+		[ -z "$_p" ] || mount --make-"$_p" "$3" || return 1
 	done
 }
 
@@ -204,20 +204,21 @@ run_once() {
 # A failure is reported and the next one runs anyway.
 run_all() {
 	_section=$1
-	set -- /containers/$1/*
+	set -- "/containers/$1"/*
 	[ -d "$1" ] || return 0
 	# LinuxKit's log names (/var/log/onboot -> /run/log/onboot/onboot.NAME{,.out}.log, and
 	# the same with "shutdown") lead to Cairn's single log per container.
 	_compat=$_section
-	[ $_section = onshutdown ] && _compat=shutdown
-	[ -z "$CONSOLE_LOGS" ] && mkdir -p /run/log/$_compat &&
-		{ [ -e /var/log/$_compat ] || ln -s /run/log/$_compat /var/log/$_compat; }
+	[ "$_section" = onshutdown ] && _compat=shutdown
+	[ -z "$CONSOLE_LOGS" ] && mkdir -p "/run/log/$_compat" &&
+		{ [ -e "/var/log/$_compat" ] || ln -s "/run/log/$_compat" "/var/log/$_compat"; }
 	for _b; do
 		[ -d "$_b" ] || continue
+		_to=/var/log/$_section.${_b##*/}.log
 		if [ -z "$CONSOLE_LOGS" ]; then
-			ln -sf /var/log/$_section.${_b##*/}.log /run/log/$_compat/$_compat.${_b##*/}.log
-			ln -sf /var/log/$_section.${_b##*/}.log /run/log/$_compat/$_compat.${_b##*/}.out.log
+			ln -sf "$_to" "/run/log/$_compat/$_compat.${_b##*/}.log"
+			ln -sf "$_to" "/run/log/$_compat/$_compat.${_b##*/}.out.log"
 		fi
-		run_once $_section "$_b"
+		run_once "$_section" "$_b"
 	done
 }
