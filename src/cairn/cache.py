@@ -16,9 +16,7 @@ One root (``--cache DIR``, else ``$CAIRN_CACHE``, else ``$XDG_CACHE_HOME/cairn``
 
 Files are written with :mod:`cairn.atomic` (a temporary file beside the final name, renamed
 when complete), so :meth:`Cache.sweep` can tell the temporaries of a process that died and
-remove them; every run does so as it opens the cache. (The segment encoder still names its
-temporaries ``.tmp-*`` itself; until it writes through :mod:`cairn.atomic` only ``clean``
-removes those.)
+remove them; every run does so as it opens the cache.
 
 Pruning to a size (:meth:`Cache.prune`) removes, in this order:
 
