@@ -14,7 +14,8 @@ import copy
 import os
 import re
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -22,7 +23,7 @@ from typing import Any, TextIO
 from cairn import log
 from cairn.config import schema
 from cairn.config.model import Config, FileSpec, ImageRef, ImageSpec, Kernel, VolumeSpec
-from cairn.config.parse import Parsed, parse_yaml
+from cairn.config.parse import MAX_BYTES, Parsed, parse_yaml
 from cairn.config.parse import Path as KeyPath
 from cairn.config.problems import Problem, key_path, raise_problems
 from cairn.config.templates import PackageTag, TemplateResolver
@@ -48,6 +49,7 @@ VOLUME_ORDER = ("name", "image", "readonly", "format", "platforms")
 IMAGE_ORDER = ("name", "image", *schema.IMAGE_OPTIONS)
 VOLUME_NAME = re.compile(r"^[a-z0-9_-]*$")
 _OCTAL = re.compile(r"^[+]?[0-7]+$")
+FETCH_SECONDS = 30  # for a configuration given as an http(s) URL, start to end
 
 
 @dataclass
@@ -97,18 +99,22 @@ def _load_one(name: str, stdin: TextIO | None, resolver: TemplateResolver) -> _S
 def _read(name: str, stdin: TextIO | None) -> tuple[str, Path, bool]:
     """The text of a config source, the base directory for its relative paths, and locality."""
     if name == "-":
-        return (stdin or sys.stdin).read(), Path.cwd(), False
+        text = (stdin or sys.stdin).read(MAX_BYTES + 1)
+        _check_size(len(text), "<stdin>")
+        return text, Path.cwd(), False
     if name.startswith(("http://", "https://")):
         return _fetch(name), Path.cwd(), False
     path = Path(name)
     if not path.exists() and not name.endswith((".yml", ".yaml")) and Path(name + ".yml").exists():
         path = Path(name + ".yml")
     try:
-        data = path.read_bytes()
+        with path.open("rb") as f:
+            data = f.read(MAX_BYTES + 1)
     except FileNotFoundError:
         raise CairnError(f"no such configuration file: {name}") from None
     except OSError as exc:
         raise CairnError(f"cannot read {name}: {exc.strerror}") from exc
+    _check_size(len(data), name)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -116,16 +122,33 @@ def _read(name: str, stdin: TextIO | None) -> tuple[str, Path, bool]:
     return text, path.absolute().parent, True
 
 
+def _check_size(size: int, name: str) -> None:
+    if size > MAX_BYTES:
+        raise CairnError(
+            f"{name} is larger than {MAX_BYTES >> 20} MiB, too large for a configuration"
+        )
+
+
 def _fetch(url: str) -> str:
     import httpx  # only needed for remote configs
 
+    deadline = time.monotonic() + FETCH_SECONDS
+    data = bytearray()
     try:
-        response = httpx.get(url, follow_redirects=True, timeout=30.0)
+        with httpx.stream("GET", url, follow_redirects=True, timeout=10.0) as response:
+            if response.status_code != 200:
+                raise CairnError(f"cannot fetch {url}: HTTP {response.status_code}")
+            for chunk in response.iter_bytes():
+                data += chunk
+                _check_size(len(data), url)
+                if time.monotonic() > deadline:
+                    raise CairnError(f"cannot fetch {url}: no answer within {FETCH_SECONDS}s")
     except httpx.HTTPError as exc:
         raise CairnError(f"cannot fetch {url}: {exc}") from exc
-    if response.status_code != 200:
-        raise CairnError(f"cannot fetch {url}: HTTP {response.status_code}")
-    return response.text
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CairnError(f"{url} is not UTF-8 text (byte {exc.start})") from exc
 
 
 # -- folding the files together -------------------------------------------------------------
@@ -256,10 +279,9 @@ def _image_spec(
     positions: dict[str, Position] = {}
     for key in options:
         positions[key] = parsed.key_position((*path, key))
-    depth = len(path)
-    for where, pos in parsed.positions.items():
-        if len(where) > depth + 1 and where[:depth] == path and where[depth] in options:
-            positions.setdefault(key_path(where[depth:]), pos)
+    for key, value in options.items():
+        for sub, pos in _inner_positions(parsed, (*path, key), value):
+            positions.setdefault(key_path((key, *sub)), pos)
     return ImageSpec(
         name=entry["name"],
         image=image,
@@ -269,6 +291,25 @@ def _image_spec(
         position=parsed.position(path),
         option_positions=positions,
     )
+
+
+def _inner_positions(
+    parsed: Parsed, path: KeyPath, value: Any
+) -> Iterator[tuple[KeyPath, Position]]:
+    """The positions of the values inside ``value`` (at ``path``), as paths below it."""
+    pending: list[tuple[KeyPath, Any]] = [((), value)]
+    while pending:
+        sub, node = pending.pop()
+        children = (
+            node.items() if isinstance(node, dict)
+            else enumerate(node) if isinstance(node, list) else ()
+        )  # fmt: skip
+        for key, child in children:
+            inner = (*sub, key)
+            found = parsed.positions.get((*path, *inner))
+            if found is not None:
+                yield inner, found
+            pending.append((inner, child))
 
 
 def _file_spec(

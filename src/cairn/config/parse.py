@@ -6,12 +6,20 @@ against its JSON schema, so the scalar typing decides what is valid: ``yes``/``n
 8.0 and timestamps stay strings. ruamel.yaml only builds the node tree here (its own
 constructors follow different rules); the resolution below follows yaml.v3's. Every value
 and every mapping key keeps its 1-based file:line:column for error messages.
+
+A YAML file may come from anyone, so reading it is bounded: its size, the nesting of its
+mappings and sequences, the length of one scalar, and the values that aliases expand to
+(a few hundred bytes of nested aliases would otherwise expand to billions of values).
+Each limit is a located error, reached in well under a second.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
+import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +43,13 @@ _NAN = {".nan", ".NaN", ".NAN"}
 _GO_FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
 _GO_INT = re.compile(r"^[-+]?(0[xX][0-9a-fA-F]+|0[oO][0-7]+|0[bB][01]+|0[0-7]*|[1-9][0-9]*)$")
 _INT64 = (-(2**63), 2**64 - 1)  # yaml.v3 falls back to uint64, then to float
+_NUMBER_CHARS = 80  # longer plain scalars are no int64 (nor a number Go would parse)
+
+MAX_BYTES = 8 << 20  # one YAML file
+MAX_DEPTH = 64  # nested mappings and sequences
+MAX_SCALAR = 1 << 20  # one key or value (inline file contents included)
+MAX_VALUES = 1_000_000  # values in the document once aliases are expanded
+MAX_ALIASED = 100_000  # of which repeated through aliases
 
 
 @dataclass
@@ -65,7 +80,13 @@ def parse_yaml(text: str, file: str) -> Parsed:
     An empty document gives ``None``. Later documents in the same stream are ignored with
     a warning, as LinuxKit ignores them.
     """
+    if len(text) > MAX_BYTES:
+        raise CairnError(
+            f"the file is larger than {MAX_BYTES >> 20} MiB, too large for a configuration",
+            position=Position(file),
+        )
     yaml = YAML(typ="rt", pure=True)
+    yaml.max_depth = MAX_DEPTH
     parsed = Parsed(None, file)
     try:
         documents = list(yaml.compose_all(io.StringIO(text)))
@@ -73,6 +94,8 @@ def parse_yaml(text: str, file: str) -> Parsed:
         mark = exc.problem_mark or exc.context_mark
         where = Position(file, mark.line + 1, mark.column + 1) if mark else Position(file)
         problem = " ".join(p for p in (exc.context, exc.problem) if p)
+        if "maximum depth" in problem:
+            problem = f"mappings and sequences nest deeper than {MAX_DEPTH} levels"
         raise CairnError(f"invalid YAML: {problem}", position=where) from exc
     except YAMLError as exc:
         raise CairnError(f"invalid YAML: {exc}", position=Position(file)) from exc
@@ -94,25 +117,47 @@ class _Builder:
         self.parsed = parsed
         self.resolver = yaml.resolver
         self.active: set[int] = set()  # nodes being built, to catch recursive aliases
+        self.seen: set[int] = set()  # nodes built once: building one again expands an alias
+        self.values = 0
+        self.aliased = 0
+        self.repeating = 0  # > 0 while building a node again through an alias
 
     def where(self, node: Node) -> Position:
         mark = node.start_mark
         return Position(self.parsed.file, mark.line + 1, mark.column + 1)
 
-    def value(self, node: Node, path: Path) -> Any:
-        self.parsed.positions.setdefault(path, self.where(node))
-        if isinstance(node, ScalarNode):
-            return self.scalar(node)
+    @contextlib.contextmanager
+    def building(self, node: Node) -> Iterator[None]:
+        """Count ``node`` against the expansion limits; refuse an alias to itself."""
         if id(node) in self.active:
             raise CairnError("recursive YAML alias", position=self.where(node))
+        again = id(node) in self.seen
+        self.seen.add(id(node))
+        self.repeating += again
+        self.values += 1
+        self.aliased += self.repeating > 0
+        if self.values > MAX_VALUES or self.aliased > MAX_ALIASED:
+            raise CairnError(
+                f"the document expands to more than {MAX_VALUES} values, or its aliases "
+                f"repeat more than {MAX_ALIASED}: too large for a configuration",
+                position=self.where(node),
+            )
         self.active.add(id(node))
         try:
+            yield
+        finally:
+            self.active.discard(id(node))
+            self.repeating -= again
+
+    def value(self, node: Node, path: Path) -> Any:
+        self.parsed.positions.setdefault(path, self.where(node))
+        with self.building(node):
+            if isinstance(node, ScalarNode):
+                return self.scalar(node)
             if isinstance(node, SequenceNode):
                 return [self.value(item, (*path, i)) for i, item in enumerate(node.value)]
             if isinstance(node, MappingNode):
                 return self.mapping(node, path)
-        finally:
-            self.active.discard(id(node))
         raise CairnError("unsupported YAML node", position=self.where(node))
 
     def mapping(self, node: MappingNode, path: Path) -> dict[str, Any]:
@@ -128,6 +173,9 @@ class _Builder:
             if not isinstance(key_node, ScalarNode):
                 raise CairnError("mapping keys must be plain values", position=self.where(key_node))
             key = str(key_node.value)
+            if len(key) > MAX_SCALAR:
+                raise CairnError(f"a mapping key longer than {MAX_SCALAR} characters",
+                                 position=self.where(key_node))  # fmt: skip
             if key in seen:
                 first = seen[key]
                 raise CairnError(
@@ -146,7 +194,8 @@ class _Builder:
                         "a merge key (<<) needs a mapping or a list of mappings",
                         position=self.where(source),
                     )
-                merged = self.mapping(source, path)
+                with self.building(source):
+                    merged = self.mapping(source, path)
                 for key, value in merged.items():
                     result.setdefault(key, value)
         return result
@@ -154,6 +203,11 @@ class _Builder:
     def scalar(self, node: ScalarNode) -> Any:
         text: str = node.value
         tag: str = node.tag or ""
+        if len(text) > MAX_SCALAR:
+            raise CairnError(
+                f"a value of {len(text)} characters, longer than {MAX_SCALAR}",
+                position=self.where(node),
+            )
         if node.style is None:
             implicit = self.resolver.resolve(ScalarNode, text, (True, False))
             if tag == implicit:
@@ -194,12 +248,16 @@ def resolve_plain(text: str) -> Any:
     if not text or text[0] not in "+-.0123456789":
         return text
     plain = text.replace("_", "")
+    if len(plain) > _NUMBER_CHARS:
+        return text
     if _GO_INT.match(plain):
         number = _go_int(plain)
         if _INT64[0] <= number <= _INT64[1]:
             return number
     if _GO_FLOAT.match(plain):
-        return float(plain)
+        real = float(plain)
+        # strconv.ParseFloat fails on overflow, and yaml.v3 keeps such a scalar a string.
+        return text if math.isinf(real) else real
     return text
 
 

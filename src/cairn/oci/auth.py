@@ -26,8 +26,10 @@ import httpx
 
 from cairn import log, proc
 from cairn.errors import CairnError
+from cairn.transfer import MAX_DOCUMENT, TransferError, load_json, read_limited
 
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"
+MAX_CHALLENGE = 4096  # realm, service and scopes of one token request, in characters
 _HUB_HOSTS = {"docker.io", "index.docker.io", "registry-1.docker.io"}
 _PARAM_RE = re.compile(r'\s*([a-zA-Z0-9_.-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,"]*))\s*,?')
 
@@ -186,10 +188,15 @@ def fetch_token(
     ``subject`` names what is being accessed, for errors ("image X on registry Y").
     """
     realm = challenge.params.get("realm")
-    if not realm:
+    if not realm or not realm.startswith(("http://", "https://")):
         raise CairnError(f"{subject}: the registry's bearer challenge names no token realm")
     service = challenge.params.get("service", "")
     scope_list = sorted(set(scopes))
+    if len(" ".join(scope_list)) + len(service) + len(realm) > MAX_CHALLENGE:
+        raise AuthFailed(
+            f"{subject}: the registry's bearer challenge is over {MAX_CHALLENGE} characters "
+            "long; refusing it"
+        )
     try:
         if credentials and credentials.identity_token:
             form = {
@@ -199,15 +206,23 @@ def fetch_token(
                 "scope": " ".join(scope_list),
                 "client_id": "cairn",
             }
-            response = http.post(realm, data=form)
+            request = http.build_request("POST", realm, data=form)
         else:
             params: list[tuple[str, str | int | float | bool | None]] = (
                 [("service", service)] if service else []
             )
             params += [("scope", s) for s in scope_list]
-            auth = (credentials.username, credentials.password) if credentials else None
-            response = http.get(realm, params=params, auth=auth)
-    except httpx.TransportError as exc:
+            request = http.build_request("GET", realm, params=params)
+            if credentials:
+                request.headers["Authorization"] = credentials.basic()
+        response = http.send(request, stream=True)
+        try:
+            body = read_limited(
+                response.iter_bytes(), MAX_DOCUMENT, f"{subject}: the token service {realm}"
+            )
+        finally:
+            response.close()
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
         raise CairnError(f"{subject}: cannot reach the token service {realm}: {exc}") from exc
     if response.status_code in (401, 403):
         if credentials:
@@ -222,9 +237,9 @@ def fetch_token(
     if response.status_code != 200:
         raise CairnError(f"{subject}: the token service {realm} answered {response.status_code}")
     try:
-        answer = response.json()
+        answer = load_json(body, f"the answer of the token service {realm}")
         token = answer.get("token") or answer.get("access_token")
-    except (ValueError, AttributeError):
+    except (TransferError, AttributeError):
         token = None
     if not token:
         raise CairnError(f"{subject}: the token service {realm} returned no token")

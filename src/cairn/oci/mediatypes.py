@@ -50,6 +50,10 @@ _LAYER_COMPRESSION = {
 
 OCI_LAYER_FOR = {"none": OCI_LAYER, "gzip": OCI_LAYER_GZIP, "zstd": OCI_LAYER_ZSTD}
 
+# The most layers (and index entries) Cairn reads from one manifest (or index). Docker's
+# overlay storage stops at 127 layers; a manifest with tens of thousands is an attack.
+MAX_LAYERS = 1000
+
 
 def is_index(media_type: str) -> bool:
     """An OCI image index or a Docker manifest list."""

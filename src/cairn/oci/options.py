@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cairn.errors import CairnError
+from cairn.transfer import GRACE, MIN_RATE
 
 _HUB_NAMES = ("docker.io", "index.docker.io", "registry-1.docker.io")
 
@@ -25,7 +26,9 @@ class RegistryOptions:
     mirrors: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     retries: int = 4  # further attempts after a retryable failure
     backoff: float = 0.5  # seconds before the first retry; doubles each time
-    timeout: float = 60.0  # seconds without progress on one request
+    timeout: float = 30.0  # seconds without an answer (or a byte of it): then it fails
+    min_rate: float = MIN_RATE  # bytes/s a transfer must average once it ran `grace` s
+    grace: float = GRACE
     parallel: int = 6  # concurrent blob transfers
     docker_config: Path | None = None  # default: $DOCKER_CONFIG or ~/.docker
 

@@ -81,16 +81,16 @@ def parse(text: str) -> Reference:
     digest = ""
     if "@" in text:
         text, digest = text.split("@", 1)
-        if not _DIGEST_RE.match(digest):
+        if not _DIGEST_RE.fullmatch(digest):
             raise CairnError(f"invalid digest in image reference {original!r}")
     domain, _, rest = text.partition("/")
     tag = ""
     last = rest.rsplit("/", 1)[-1]
     if ":" in last:
         rest, tag = rest.rsplit(":", 1)
-        if not _TAG_RE.match(tag):
+        if not _TAG_RE.fullmatch(tag):
             raise CairnError(f"invalid tag {tag!r} in image reference {original!r}")
-    if not _DOMAIN_RE.match(domain) or not _PATH_RE.match(rest):
+    if not _DOMAIN_RE.fullmatch(domain) or not _PATH_RE.fullmatch(rest):
         raise CairnError(
             f"invalid image reference {original!r}",
             hint="repository names are lower-case: registry/path/name[:tag][@sha256:...]",

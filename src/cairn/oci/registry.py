@@ -13,7 +13,6 @@ Every error names the image and the registry it came from.
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 import threading
 import time
@@ -30,10 +29,14 @@ from cairn.oci import mediatypes as mt
 from cairn.oci.auth import AuthFailed, Keychain, fetch_token, parse_challenges
 from cairn.oci.options import RegistryOptions
 from cairn.oci.reference import Reference, is_local
-from cairn.oci.store import MAX_DOCUMENT, BlobWriter, Descriptor, DigestMismatch, digest_of
+from cairn.oci.store import BlobWriter, Descriptor, DigestMismatch, digest_of
+from cairn.transfer import MAX_DOCUMENT, Pace, TransferError, load_json, read_limited
 
 _CHUNK = 1 << 20
 _RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+_SMALL_BODY = 64 << 10  # error answers and other bodies that are neither manifest nor blob
+_MAX_REDIRECTS = 10
+_MAX_TOKENS = 3  # token requests for one request: the first, then wider scopes
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class Client:
             timeout=httpx.Timeout(options.timeout, connect=min(10.0, options.timeout)),
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
             follow_redirects=True,
+            max_redirects=_MAX_REDIRECTS,
             headers={"User-Agent": f"cairn/{__version__}"},
         )
         self._lock = threading.Lock()
@@ -116,62 +120,101 @@ class Client:
         params: Mapping[str, str] | None = None,
         push: bool = False,
         stream: bool = False,
+        limit: int = _SMALL_BODY,
     ) -> httpx.Response:
         """Send a request with auth and retries; the caller closes a streamed response.
 
         ``url`` is a path below ``/v2/<repository>/`` or an absolute URL (upload locations).
         ``content`` may be a callable returning a fresh iterator, so a retry can resend it.
+        Without ``stream`` the body is read before returning, refused past ``limit`` bytes.
         """
         if not url.startswith(("http://", "https://")):
             url = f"{endpoint.base}/v2/{ref.path}/{url}"
         subject = f"{ref} on {endpoint}"
-        attempt = 0
-        authorised_once = False
+        attempt = tokens = 0
         while True:
-            key = self._auth_key(endpoint, ref)
             send_headers = dict(headers or {})
+            key = self._auth_key(endpoint, ref)
             if key:
                 send_headers["Authorization"] = key
             body = content() if callable(content) else content
             try:
-                request = self.http.build_request(
-                    method, url, headers=send_headers, content=body, params=params
-                )
-                response = self.http.send(request, stream=True)
-            except httpx.ConnectError as exc:
-                hint = "check that the registry is running and reachable"
-                if endpoint.base.startswith("https:"):
-                    hint += "; a plain-HTTP registry needs --insecure-registry HOST"
-                raise RegistryError(
-                    f"cannot connect to {endpoint} for {ref}: {_reason(exc)}", hint=hint
-                ) from exc
+                response = self._send(method, url, send_headers, body, params, endpoint, subject)
             except httpx.TransportError as exc:
                 attempt = self._retry_or_raise(attempt, f"{subject}: {_reason(exc)}", exc)
                 continue
-            if response.status_code == 401 and not authorised_once:
-                response.close()
-                self._authorise(endpoint, ref, response, push, subject)
-                authorised_once = True
-                continue
             if response.status_code == 401:
-                # A bearer token for too narrow a scope gets a fresh challenge: one more try.
                 response.close()
-                if self._widen_scope(endpoint, ref, response, push, subject):
-                    continue
-                raise self._refused(endpoint, ref)
+                tokens += 1
+                self._reauthorise(endpoint, ref, response, push, subject, tokens)
+                continue
             if response.status_code in _RETRY_STATUS:
                 response.close()
                 attempt = self._retry_or_raise(
                     attempt, f"{subject}: the registry answered {response.status_code}", None
                 )
                 continue
-            if not stream:
-                try:
-                    response.read()
-                except httpx.TransportError as exc:
-                    attempt = self._retry_or_raise(attempt, f"{subject}: {_reason(exc)}", exc)
-                    continue
-            return response
+            if stream:
+                return response
+            try:
+                data = self._body(response, limit, subject)
+            except httpx.TransportError as exc:
+                attempt = self._retry_or_raise(attempt, f"{subject}: {_reason(exc)}", exc)
+                continue
+            return httpx.Response(
+                response.status_code, headers=response.headers, content=data,
+                request=response.request,
+            )  # fmt: skip
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: bytes | Iterator[bytes] | None,
+        params: Mapping[str, str] | None,
+        endpoint: Endpoint,
+        subject: str,
+    ) -> httpx.Response:
+        """One attempt. A failure worth retrying (a dropped connection) stays an
+        httpx.TransportError; every other failure becomes a RegistryError."""
+        try:
+            request = self.http.build_request(
+                method, url, headers=headers, content=body, params=params
+            )
+            return self.http.send(request, stream=True)
+        except httpx.TimeoutException as exc:
+            raise self._timed_out(subject) from exc
+        except httpx.ConnectError as exc:
+            raise RegistryError(
+                f"cannot connect to {endpoint} for {subject.partition(' on ')[0]}: {_reason(exc)}",
+                hint=_connect_hint(endpoint, exc),
+            ) from exc
+        except httpx.TooManyRedirects as exc:
+            raise RegistryError(
+                f"{subject}: more than {_MAX_REDIRECTS} redirects (a redirect loop?)"
+            ) from exc
+        except httpx.TransportError:
+            raise
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
+            raise RegistryError(f"{subject}: cannot send the request: {exc}") from exc
+
+    def _body(self, response: httpx.Response, limit: int, subject: str) -> bytes:
+        try:
+            return read_limited(response.iter_bytes(), limit, subject, self._pace(subject))
+        except httpx.TimeoutException as exc:
+            raise self._timed_out(subject) from exc
+        finally:
+            response.close()
+
+    def _pace(self, subject: str) -> Pace:
+        return Pace(subject, min_rate=self.options.min_rate, grace=self.options.grace)
+
+    def _timed_out(self, subject: str) -> RegistryError:
+        return RegistryError(
+            f"{subject}: no answer within {self.options.timeout:g}s",
+            hint="the registry accepted the connection but does not answer; try again later",
+        )
 
     def _retry_or_raise(self, attempt: int, what: str, exc: Exception | None) -> int:
         if attempt >= self.options.retries:
@@ -224,6 +267,28 @@ class Client:
             scopes |= self._scopes.get((endpoint.host, ref.path), set())
         return scopes
 
+    def _reauthorise(
+        self,
+        endpoint: Endpoint,
+        ref: Reference,
+        response: httpx.Response,
+        push: bool,
+        subject: str,
+        tokens: int,
+    ) -> None:
+        """Answer a 401: a first token (or Basic credentials), then at most a few wider
+        tokens when the registry says the scope was insufficient."""
+        if tokens == 1:
+            self._authorise(endpoint, ref, response, push, subject)
+        elif tokens > _MAX_TOKENS:
+            raise AuthFailed(
+                f"{subject}: the registry asked for new credentials {tokens - 1} times in a "
+                "row; giving up",
+                hint="the registry's token service and its access rules disagree",
+            )
+        elif not self._widen_scope(endpoint, ref, response, push, subject):
+            raise self._refused(endpoint, ref)
+
     def _widen_scope(
         self, endpoint: Endpoint, ref: Reference, response: httpx.Response, push: bool, subject: str
     ) -> bool:
@@ -262,22 +327,18 @@ class Client:
         The digest is computed from the bytes (and must equal ``target`` if it is one).
         """
         response = self.request(
-            endpoint, ref, "GET", f"manifests/{target}", headers={"Accept": mt.ACCEPT}
-        )
+            endpoint, ref, "GET", f"manifests/{target}", headers={"Accept": mt.ACCEPT},
+            limit=MAX_DOCUMENT,
+        )  # fmt: skip
         self._check(response, endpoint, ref, what=f"manifest {target}")
         data = response.content
-        if len(data) > MAX_DOCUMENT:
-            raise RegistryError(f"{ref} on {endpoint}: the manifest is implausibly large")
         digest = digest_of(data)
         if target.startswith("sha256:") and digest != target:
             raise DigestMismatch(
                 f"the manifest of {ref} from {endpoint} does not match its digest "
                 f"{target} (got {digest})"
             )
-        try:
-            document = json.loads(data)
-        except ValueError as exc:
-            raise RegistryError(f"{ref} on {endpoint}: the manifest is not JSON") from exc
+        document = load_json(data, f"the manifest of {ref} on {endpoint}")
         media_type = response.headers.get("content-type", "").split(";")[0].strip()
         if not (mt.is_index(media_type) or mt.is_manifest(media_type)):
             media_type = mt.guess(document if isinstance(document, dict) else {})
@@ -306,6 +367,7 @@ class Client:
         """
         attempt = 0
         subject = f"blob {descriptor.digest} of {ref} from {endpoint}"
+        pace = self._pace(subject)
         while writer.offset < descriptor.size or descriptor.size == 0:
             headers = {"Accept-Encoding": "identity"}
             if writer.offset:
@@ -323,9 +385,12 @@ class Client:
                 for chunk in response.iter_raw():
                     writer.write(chunk)
                     advance(len(chunk))
+                    pace.advance(len(chunk))
                 if descriptor.size == 0 or writer.offset >= descriptor.size:
                     return
                 raise _Interrupted(f"the body ended after {writer.offset} bytes")
+            except httpx.TimeoutException as exc:
+                raise self._timed_out(subject) from exc
             except (httpx.TransportError, _Interrupted) as exc:
                 attempt = self._retry_or_raise(attempt, f"{subject}: {_reason(exc)}", exc)
             finally:
@@ -419,8 +484,12 @@ class Client:
     ) -> None:
         if response.status_code in expect:
             return
-        with contextlib.suppress(httpx.HTTPError):
-            response.read()
+        if not response.is_stream_consumed:  # a streamed answer: read its error, bounded
+            with contextlib.suppress(httpx.HTTPError, TransferError):
+                response = httpx.Response(
+                    response.status_code, headers=response.headers,
+                    content=self._body(response, _SMALL_BODY, str(endpoint)),
+                )  # fmt: skip
         codes = _error_codes(response)
         if response.status_code == 404 or codes & {
             "MANIFEST_UNKNOWN",
@@ -451,20 +520,34 @@ def _resumes_at(response: httpx.Response, offset: int) -> bool:
     return match is not None and int(match.group(1)) == offset
 
 
-def _error_codes(response: httpx.Response) -> set[str]:
+def _errors(response: httpx.Response) -> list[dict[str, Any]]:
+    """The registry's ``errors`` list, if its (already read) answer has one."""
     try:
-        errors = response.json().get("errors") or []
-        return {str(e.get("code", "")) for e in errors if isinstance(e, dict)}
-    except (ValueError, AttributeError, httpx.ResponseNotRead):
-        return set()
+        found = load_json(response.content, "an error answer").get("errors") or []
+    except (TransferError, AttributeError, httpx.ResponseNotRead):
+        return []
+    return [e for e in found if isinstance(e, dict)] if isinstance(found, list) else []
+
+
+def _error_codes(response: httpx.Response) -> set[str]:
+    return {str(e.get("code", "")) for e in _errors(response)}
 
 
 def _error_text(response: httpx.Response) -> str:
-    try:
-        errors: list[Any] = response.json().get("errors") or []
-        return "; ".join(f"{e.get('code', '')}: {e.get('message', '')}".strip(": ") for e in errors)
-    except (ValueError, AttributeError, httpx.ResponseNotRead):
-        return ""
+    text = "; ".join(
+        f"{e.get('code', '')}: {e.get('message', '')}".strip(": ") for e in _errors(response)
+    )
+    return text[:500]
+
+
+def _connect_hint(endpoint: Endpoint, exc: httpx.ConnectError) -> str:
+    text = str(exc)
+    if "Name or service not known" in text or "name resolution" in text or "[Errno -" in text:
+        return f"check the registry's name: {endpoint.host} could not be looked up (DNS)"
+    hint = "check that the registry is running and reachable"
+    if endpoint.base.startswith("https:"):
+        hint += "; a plain-HTTP registry needs --insecure-registry HOST"
+    return hint
 
 
 def _reason(exc: BaseException) -> str:

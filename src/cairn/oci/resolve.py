@@ -10,7 +10,6 @@ Only the requested platform is stored (plus the index itself).
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -22,6 +21,7 @@ from cairn.oci import mediatypes as mt
 from cairn.oci import reference
 from cairn.oci.options import RegistryOptions, mirror_options, parse_mirror
 from cairn.oci.reference import Reference
+from cairn.transfer import load_json
 
 if TYPE_CHECKING:
     from cairn.oci.registry import Endpoint
@@ -152,11 +152,20 @@ class _Puller:
         else:
             target, manifest_data = root, data
         manifest = _json(manifest_data, ref, endpoint)
+        listed = manifest.get("layers") or []
+        if isinstance(listed, list) and len(listed) > mt.MAX_LAYERS:
+            raise CairnError(
+                f"{ref} on {endpoint}: the manifest lists {len(listed)} layers, more than "
+                f"the {mt.MAX_LAYERS} Cairn reads; refusing it"
+            )
         try:
             config = Descriptor.from_json(manifest["config"])
-            layers = [Descriptor.from_json(layer) for layer in manifest.get("layers") or []]
-        except (KeyError, TypeError) as exc:
-            raise CairnError(f"{ref} on {endpoint}: malformed manifest {target.digest}") from exc
+            layers = [Descriptor.from_json(layer) for layer in listed]
+        except (KeyError, TypeError, AttributeError, CairnError) as exc:
+            detail = f": {exc.message}" if isinstance(exc, CairnError) else ""
+            raise CairnError(
+                f"{ref} on {endpoint}: malformed manifest {target.digest}{detail}"
+            ) from exc
 
         # The config is small and says which platform the image is for: check before layers.
         self._blob(endpoint, ref, config).result()
@@ -211,10 +220,7 @@ class _Puller:
 
 
 def _json(data: bytes, ref: Reference, endpoint: Endpoint) -> dict[str, Any]:
-    try:
-        document = json.loads(data)
-    except ValueError as exc:
-        raise CairnError(f"{ref} on {endpoint}: a manifest is not valid JSON") from exc
+    document = load_json(data, f"a manifest of {ref} on {endpoint}")
     if not isinstance(document, dict):
         raise CairnError(f"{ref} on {endpoint}: a manifest is not a JSON object")
     return document

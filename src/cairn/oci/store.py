@@ -46,7 +46,7 @@ MAX_DOCUMENT = 8 << 20
 
 def check_digest(digest: str) -> str:
     """Return ``digest`` if it is a well-formed sha256/sha512 digest, else raise."""
-    if not _DIGEST_RE.match(digest):
+    if not _DIGEST_RE.fullmatch(digest):
         raise CairnError(f"invalid or unsupported digest {digest!r}")
     return digest
 
@@ -315,7 +315,7 @@ class Store:
         for algorithm in sorted(p.name for p in base.iterdir() if p.is_dir()):
             for path in sorted((base / algorithm).iterdir()):
                 digest = f"{algorithm}:{path.name}"
-                if _DIGEST_RE.match(digest) and path.is_file():
+                if _DIGEST_RE.fullmatch(digest) and path.is_file():
                     yield digest
 
     def remove_blob(self, digest: str) -> None:
@@ -412,7 +412,7 @@ class Store:
             if entry_name in wanted or canonical(entry_name) in wanted:
                 return descriptor
         digest = name.rpartition("@")[2] if "@" in name else ""
-        if digest and _DIGEST_RE.match(digest) and self.has_blob(digest):
+        if digest and _DIGEST_RE.fullmatch(digest) and self.has_blob(digest):
             size = self.blob_path(digest).stat().st_size
             if size <= MAX_DOCUMENT:
                 document = self.read_json(digest)
