@@ -7,10 +7,7 @@ within a stated time, in little memory, and with nothing stored in the cache.
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -20,6 +17,7 @@ from cairn.errors import CairnError
 from cairn.oci.options import RegistryOptions
 from cairn.oci.resolve import resolve
 from cairn.oci.store import Store
+from tests.fixtures.measure import measure
 from tests.fixtures.registry import FaultProxy
 
 # A registry that stalls is given 2 s, a transfer must average 1 KiB/s after 2 s.
@@ -96,20 +94,13 @@ def test_the_cli_stays_small_and_quick_against_a_hostile_registry(
 ) -> None:
     """`cairn cache pull` in its own process: exit 1, one error line, peak RSS < 300 MB."""
     faults.add(kind, r"/manifests/", times=-1)
-    argv = [sys.executable, "-m", "cairn", "cache", "pull", "--cache", str(tmp_path / "c"),
-            faults.name(f"hostile/cli-{kind}:1")]  # fmt: skip
-    started = time.monotonic()
-    process = subprocess.Popen(argv, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
-    timer = threading.Timer(60, process.kill)
-    timer.start()
-    _, status, usage = os.wait4(process.pid, 0)
-    timer.cancel()
-    assert process.stderr is not None
-    err = process.stderr.read().decode()
-    assert os.waitstatus_to_exitcode(status) == 1, err
-    assert err.splitlines()[-1].startswith("cairn: error:") and "Traceback" not in err, err
-    assert time.monotonic() - started < 45
-    assert usage.ru_maxrss < 300 * 1024, f"peak RSS {usage.ru_maxrss} KiB"
+    run = measure([sys.executable, "-m", "cairn", "cache", "pull", "--cache",
+                   str(tmp_path / "c"), faults.name(f"hostile/cli-{kind}:1")])  # fmt: skip
+    assert run.status == 1, run.stderr
+    last = run.stderr.splitlines()[-1]
+    assert last.startswith("cairn: error:") and "Traceback" not in run.stderr, run.stderr
+    assert run.seconds < 45
+    assert run.peak_mib < 300, f"peak RSS {run.peak_mib:.0f} MiB"
 
 
 def test_a_name_that_does_not_resolve_gets_no_insecure_registry_hint(store: Store) -> None:
