@@ -13,7 +13,7 @@ import math
 import posixpath
 import tarfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from cairn.errors import CairnError
@@ -66,10 +66,21 @@ class Entry:
 
     def moved(self, prefix: str) -> Entry:
         """The same entry placed under ``prefix`` (hard-link targets move with it)."""
-        if not prefix:
-            return self
-        link = join(prefix, self.link) if self.kind is Kind.HARDLINK else self.link
-        return replace(self, path=join(prefix, self.path), link=link)
+        return self.placed(prefix, self.source, self.location)
+
+    def placed(self, prefix: str, source: str, location: str) -> Entry:
+        """The entry under ``prefix``, credited to ``source`` and ``location``.
+
+        Built directly rather than with dataclasses.replace: it runs once per entry of
+        every image, and an image may hold millions.
+        """
+        path, link = self.path, self.link
+        if prefix:
+            path = join(prefix, path)
+            link = join(prefix, link) if self.kind is Kind.HARDLINK else link
+        return Entry(path, self.kind, self.mode, self.uid, self.gid, self.mtime, self.size,
+                     link, self.devmajor, self.devminor, self.xattrs, source, location,
+                     self.layer)  # fmt: skip
 
 
 class Readable(Protocol):
@@ -232,6 +243,20 @@ class Limits:
 
 def check_fits(entry: Entry, limits: Limits) -> None:
     """Refuse ``entry`` (naming it, its image and layer) if a field exceeds ``limits``."""
+    if (
+        # The common case, decided cheaply (UTF-8 takes at most 4 bytes a character).
+        0 <= entry.size <= limits.size
+        and 0 <= entry.uid <= limits.ids
+        and 0 <= entry.gid <= limits.ids
+        and 0 <= entry.mtime <= limits.mtime
+        and 0 <= entry.devmajor <= MAX_MAJOR
+        and 0 <= entry.devminor <= MAX_MINOR
+        and 4 * len(entry.path) <= limits.name
+        and 4 * len(entry.link) <= limits.link
+        and "\0" not in entry.path
+        and "\0" not in entry.link
+    ):
+        return
     name = entry.path.encode("utf-8", "surrogateescape")
     link = entry.link.encode("utf-8", "surrogateescape")
     problems = [

@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO
+from typing import IO, TextIO
 
 from cairn import atomic, compress, log
 from cairn.assemble import apk
@@ -203,10 +203,14 @@ class SegmentCache:
             ucode = ucode if ucode.exists() else None
         now = time.time()
         os.utime(data, (now, now))  # last use, for pruning
+        sources: dict[str, str] = {}  # one string per image, not one per file
         return Encoded(
             segment,
             data,
-            tuple(FileRecord(*f) for f in meta["files"]),
+            tuple(
+                FileRecord(path, size, sha1, sha256, sources.setdefault(source, source))
+                for path, size, sha1, sha256, source in meta["files"]
+            ),
             tuple(meta["symlinks"]),
             shared,
             base64.b64decode(meta["apk_db"]) if meta.get("apk_db") else None,
@@ -223,29 +227,27 @@ class SegmentCache:
                 for entry, data in segment.produce():
                     encoder.add(entry, data)
                 sink.close()
-            self._keep(segment, encoding, links, encoder, Path(tmp))
-        found = self._load(segment, encoding, links)
-        assert found is not None, "an encoded segment must load back from the cache"
-        return replace(found, cached=False)
+            stored = self._keep(segment, encoding, links, encoder, Path(tmp))
+        captured = {name: self._path(segment.key, name) for name in encoder.captured}
+        return Encoded(
+            segment, stored, tuple(encoder.files), tuple(encoder.symlinks), tuple(encoder.shared),
+            encoder.apk_db, captured.get("kernel"), captured.get("ucode.cpio"),
+        )  # fmt: skip
 
     def _keep(
         self, segment: Segment, encoding: str, links: Links, encoder: _Encoder, tmp: Path
-    ) -> None:
+    ) -> Path:
         """Move a segment just encoded in ``tmp`` into the cache, its record last but one
-        and its data last: what _load finds is always whole."""
-        files = encoder.files
-        meta = {
-            "files": [[f.path, f.size, f.sha1, f.sha256, f.source] for f in files],
-            "symlinks": encoder.symlinks,
-            "shared": encoder.shared,
-            "apk_db": base64.b64encode(encoder.apk_db).decode() if encoder.apk_db else None,
-        }
-        Path(tmp, "meta.json").write_text(json.dumps(meta))
+        and its data last: what _load finds is always whole. Returns the data's path."""
+        with Path(tmp, "meta.json").open("w") as out:
+            _write_meta(encoder, out)
         for name, path in encoder.captured.items():
             path.replace(self._path(segment.key, name))
         Path(tmp, "meta.json").replace(self._path(segment.key, "meta.json"))
-        plan = links.plan(encoder.shared, (f.path for f in files))
-        Path(tmp, "data").replace(self._path(segment.key, f"{self._variant(plan)}.{encoding}"))
+        plan = links.plan(encoder.shared, (f.path for f in encoder.files))
+        data = self._path(segment.key, f"{self._variant(plan)}.{encoding}")
+        Path(tmp, "data").replace(data)
+        return data
 
     def trailer(self, encoding: str) -> Path:
         """The end of an initrd made of ``encoding`` segments: its compressed trailer."""
@@ -253,6 +255,18 @@ class SegmentCache:
         if not path.exists():
             atomic.write_bytes(path, compress.compress_bytes(ENCODINGS[encoding], trailer()))
         return path
+
+
+def _write_meta(encoder: _Encoder, out: TextIO) -> None:
+    """The segment's record as one JSON object, written a file at a time (a segment may
+    hold millions): ``{"files": [[path, size, sha1, sha256, source], ...], ...}``."""
+    dump = json.JSONEncoder().encode
+    out.write('{"files": [')
+    for n, f in enumerate(encoder.files):
+        out.write(("" if n == 0 else ", ") + dump([f.path, f.size, f.sha1, f.sha256, f.source]))
+    apk_db = base64.b64encode(encoder.apk_db).decode() if encoder.apk_db else None
+    rest = {"symlinks": encoder.symlinks, "shared": encoder.shared, "apk_db": apk_db}
+    out.write("], " + dump(rest)[1:])
 
 
 class _Encoder:
@@ -274,8 +288,6 @@ class _Encoder:
 
     def add(self, entry: Entry, data: Readable | None) -> None:
         dropped = not self.tar and in_boot(entry.path)
-        if not dropped:
-            self.archive.check(entry)  # before a byte of its data is read
         if entry.kind is Kind.SYMLINK:
             self.symlinks.append(entry.path)
         if entry.kind is not Kind.FILE:
@@ -310,6 +322,7 @@ class _Encoder:
         if entry.size < SHARE_MIN:
             self.archive.add(entry, data)
             return
+        self.archive.check(entry)  # before a byte of its data is spooled
         spool = _spool(data, entry.size, entry.path)
         link = link_id(entry, data.sha256.hexdigest())
         self.shared.append((link, entry.path))

@@ -118,7 +118,7 @@ def placed(
         seen[entry.path] = entry.kind
         if entry.kind is Kind.SYMLINK:
             symlinks.add(entry.path)
-        return replace(entry, source=source, location=location).moved(prefix), data
+        return entry.placed(prefix, source, location), data
 
     for entry, data in items:
         path = entry.path

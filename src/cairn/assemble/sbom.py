@@ -4,26 +4,33 @@ Every image appears as a package (by digest), every package an image declares (D
 packages of a Cairn-built image) as a package it contains, and every regular file of the
 output with its SHA-1 and SHA-256. The document namespace is derived from the content
 instead of a random UUID (LinuxKit's is random, which breaks byte-identical builds).
+
+A build may hold millions of files, so the document is never built in memory: it is
+written piece by piece to an anonymous temporary file (the namespace, which hashes the
+document's body, is computed by a first pass over the same pieces), and the SBOM segment
+reads it from there.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 from cairn import __version__
-from cairn.assemble.plan import Role, Segment, static_segment
-from cairn.fs import regular
+from cairn.assemble.plan import Role, Segment, segment_key
+from cairn.fs import Entry, Item, Kind
 
 PATH = "sbom.spdx.json"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FileRecord:
     path: str
     size: int
@@ -68,8 +75,40 @@ def image_record(reference: str, image: LabelledImage) -> ImageRecord:
 
 def sbom_segment(images: Sequence[ImageRecord], files: Iterable[FileRecord], epoch: int) -> Segment:
     """The derived segment holding the SBOM of ``images`` and ``files`` (every segment's)."""
-    item = regular(PATH, sbom(images, files, epoch), 0o644, mtime=epoch)
-    return static_segment(Role.SBOM, "sbom", [item])
+    spool = tempfile.TemporaryFile(prefix="cairn-sbom.")  # noqa: SIM115 (the segment owns it)
+    digest = hashlib.sha256()
+
+    def write(text: str) -> None:
+        data = text.encode()
+        digest.update(data)
+        spool.write(data)
+
+    write_sbom(images, files, epoch, write)
+    spool.flush()
+    size = spool.tell()
+    entry = Entry(PATH, Kind.FILE, 0o644, mtime=epoch, size=size)
+    key = segment_key("sbom", repr(entry), digest.hexdigest())
+
+    def produce() -> Iterator[Item]:
+        yield entry, _Reader(spool, size)
+
+    return Segment(Role.SBOM, "sbom", key, produce)
+
+
+class _Reader:
+    """Reads the spooled SBOM from its start, independently of any other reader."""
+
+    def __init__(self, spool: IO[bytes], size: int) -> None:
+        self._fd = spool.fileno()
+        self._spool = spool  # keeps the file open while a reader exists
+        self._at = 0
+        self._size = size
+
+    def read(self, size: int = -1, /) -> bytes:
+        left = self._size - self._at
+        data = os.pread(self._fd, left if size < 0 else min(size, left), self._at)
+        self._at += len(data)
+        return data
 
 
 def _relationship(element: str, kind: str, related: str) -> dict[str, str]:
@@ -130,10 +169,73 @@ def _file(file_id: str, record: FileRecord) -> dict[str, Any]:
 
 def sbom(images: Sequence[ImageRecord], files: Iterable[FileRecord], epoch: int) -> bytes:
     """The SPDX document for a build's images and (final, de-duplicated) files."""
+    pieces: list[str] = []
+    write_sbom(images, files, epoch, pieces.append)
+    return "".join(pieces).encode()
+
+
+def write_sbom(
+    images: Sequence[ImageRecord],
+    files: Iterable[FileRecord],
+    epoch: int,
+    write: Callable[[str], object],
+) -> None:
+    """Write the SPDX document piece by piece: the same bytes as one compact
+    ``json.dumps`` of it, without ever holding more than one file's part."""
     final: dict[str, FileRecord] = {}
     for record in files:
         final.pop(record.path, None)
         final[record.path] = record
+    ordered = sorted(final.values(), key=lambda r: r.path)
+    del final
+    packages, relationships, image_ids = _packages(images)
+
+    def body(dump: Callable[[Any], str], order: Sequence[str]) -> Iterator[str]:
+        # The body's three lists in ``order``, each element dumped on its own.
+        def pieces(key: str) -> Iterator[str]:
+            if key == "packages":
+                return map(dump, packages)
+            if key == "files":
+                return (dump(_file(f"SPDXRef-File-{n}", r)) for n, r in enumerate(ordered))
+            return _all_relationships(relationships, ordered, image_ids, dump)
+
+        for i, key in enumerate(order):
+            yield ("," if i else "") + f'"{key}":['
+            for j, piece in enumerate(pieces(key)):
+                yield ("," if j else "") + piece
+            yield "]"
+
+    namespace = hashlib.sha256()
+    canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
+    namespace.update(b"{")
+    for piece in body(canonical, ("files", "packages", "relationships")):
+        namespace.update(piece.encode())
+    namespace.update(b"}")
+    head = {
+        "spdxVersion": "SPDX-2.3",
+        "dataLicense": "CC0-1.0",
+        "SPDXID": "SPDXRef-DOCUMENT",
+        "name": "sbom",
+        "documentNamespace": f"https://cairn.invalid/spdx/sbom-{namespace.hexdigest()}",
+        "creationInfo": {
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch)),
+            "creators": ["Tool: cairn-" + __version__, "Organization: Cairn"],
+            "licenseListVersion": "3.20",
+        },
+    }
+    # Compact: the SBOM lists every file, and pretty-printing it costs more than the rest
+    # of a rebuild.
+    compact = json.JSONEncoder(separators=(",", ":")).encode
+    write(compact(head)[:-1] + ",")
+    for piece in body(compact, ("packages", "files", "relationships")):
+        write(piece)
+    write("}\n")
+
+
+def _packages(
+    images: Sequence[ImageRecord],
+) -> tuple[list[dict[str, Any]], list[dict[str, str]], dict[str, str]]:
+    """The images and the packages they declare, their relationships, and each image's id."""
     packages = []
     relationships = []
     image_ids: dict[str, str] = {}
@@ -146,30 +248,17 @@ def sbom(images: Sequence[ImageRecord], files: Iterable[FileRecord], epoch: int)
             package_id = _spdx_id("Package", f"{n}-{name}-{version}")
             packages.append(_debian_package(package_id, name, version, sha256))
             relationships.append(_relationship(spdx_id, "CONTAINS", package_id))
-    spdx_files = []
-    for n, record in enumerate(sorted(final.values(), key=lambda r: r.path)):
-        file_id = f"SPDXRef-File-{n}"
-        spdx_files.append(_file(file_id, record))
+    return packages, relationships, image_ids
+
+
+def _all_relationships(
+    fixed: Sequence[dict[str, str]],
+    ordered: Sequence[FileRecord],
+    image_ids: Mapping[str, str],
+    dump: Callable[[Any], str],
+) -> Iterator[str]:
+    yield from map(dump, fixed)
+    for n, record in enumerate(ordered):
         owner = image_ids.get(record.source)
         if owner:
-            relationships.append(_relationship(owner, "CONTAINS", file_id))
-    body = {"packages": packages, "files": spdx_files, "relationships": relationships}
-    namespace = hashlib.sha256(
-        json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
-    ).hexdigest()
-    document = {
-        "spdxVersion": "SPDX-2.3",
-        "dataLicense": "CC0-1.0",
-        "SPDXID": "SPDXRef-DOCUMENT",
-        "name": "sbom",
-        "documentNamespace": f"https://cairn.invalid/spdx/sbom-{namespace}",
-        "creationInfo": {
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch)),
-            "creators": ["Tool: cairn-" + __version__, "Organization: Cairn"],
-            "licenseListVersion": "3.20",
-        },
-        **body,
-    }
-    # Compact: the SBOM lists every file, and pretty-printing it costs more than the rest
-    # of a rebuild.
-    return json.dumps(document, separators=(",", ":")).encode() + b"\n"
+            yield dump(_relationship(owner, "CONTAINS", f"SPDXRef-File-{n}"))
