@@ -4,16 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 from pathlib import Path
 
+from cairn.arch import host_arch, oci_name
 from cairn.oci.resolve import RegistryOptions
-
-
-def host_arch() -> str:
-    """The host's architecture in OCI terms (amd64, arm64, riscv64, ...)."""
-    machine = platform.machine().lower()
-    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(machine, machine)
 
 
 def add_registry_args(p: argparse.ArgumentParser) -> None:
@@ -24,7 +18,12 @@ def add_registry_args(p: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="image cache (default: $CAIRN_CACHE or ~/.cache/cairn)",
     )
-    p.add_argument("--arch", default=host_arch(), help="platform architecture to pull")
+    p.add_argument(
+        "--arch",
+        type=oci_name,
+        default=host_arch(),
+        help="architecture of the images to pull (default: the host's; amd64 or x86_64, ...)",
+    )
     p.add_argument(
         "--insecure-registry",
         action="append",
