@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cairn import log, proc
+from cairn import atomic, log, proc
 from cairn.arch import host_machine
 from cairn.errors import CairnError
 from cairn.run import accel as accel_mod
@@ -217,6 +217,8 @@ def _network(plan: QemuPlan) -> list[str]:
 def prepare(spec: MachineSpec) -> QemuPlan:
     """Resolve ``spec`` against the host: boot files, binary, state, disks, firmware, accel."""
     target = detect(spec.path, force=spec.boot)
+    if spec.boot_chart is not None:
+        atomic.check_directory(spec.boot_chart.parent)  # fail now, not after the boot
     arch = normalise_arch(spec.arch) if spec.arch else host_machine()
     binary = _qemu_binary(spec.qemu, arch)
     state = resolve(spec.state, target.prefix)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from cairn import log, proc
+from cairn import atomic, log, proc
 from cairn.errors import CairnError
 from cairn.run import qmp, timeline
 from cairn.run.spec import PortForward
@@ -58,6 +58,7 @@ def _remove_stale(state: StateDir) -> None:
     for path in (state.qmp_socket, state.pidfile, state.console_log, state.boot_timeline):
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
+    atomic.remove_stale(state.root)  # what a killed Cairn was writing there
 
 
 def _die_with_parent() -> None:
