@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -15,6 +14,7 @@ import pytest
 
 from cairn.cli import main
 from cairn.oci.store import Store
+from tests.fixtures import env
 from tests.fixtures.images import File, Symlink, make_image
 from tests.fixtures.registry import Registry
 
@@ -27,10 +27,7 @@ def cairn(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str
 
 
 def _skopeo() -> str:
-    found = shutil.which("skopeo")
-    if found is None:
-        pytest.skip("skopeo is not installed (apt-get install skopeo)")
-    return found
+    return env.need_tool("skopeo")
 
 
 def _run(*argv: str) -> str:

@@ -19,10 +19,14 @@ from hypothesis import strategies as st
 from cairn.errors import CairnError
 from cairn.formats import uki
 from cairn.formats.bootfiles import Signing, align_up
+from tests.fixtures import env
 
 EPOCH = 1492533000
 
-pytestmark = pytest.mark.skipif(not uki.STUB.is_file(), reason="systemd-boot-efi not installed")
+
+@pytest.fixture(autouse=True)
+def _stub() -> None:
+    env.need_file(uki.STUB, "systemd-boot-efi")
 
 
 def _build(tmp_path: Path, name: str, *, initrd: bool = True, stub: Path = uki.STUB) -> Path:
