@@ -1,4 +1,5 @@
-"""Options shared by several commands: the image cache and how to reach registries."""
+"""Options shared by several commands: output verbosity, the image cache and how to reach
+registries."""
 
 from __future__ import annotations
 
@@ -6,8 +7,30 @@ import argparse
 import os
 from pathlib import Path
 
+from cairn import log
 from cairn.arch import host_arch, oci_name
 from cairn.oci.resolve import RegistryOptions
+
+# -q/-v/--debug and what each one means (the destination names are the namespace's).
+_OUTPUT_FLAGS = (
+    (("-q", "--quiet"), "show errors only"),
+    (("-v", "--verbose"), "show debug output"),
+    (("--debug",), "show tracebacks for errors"),
+)
+
+
+def add_output_flags(parser: argparse.ArgumentParser, *, after_command: bool) -> None:
+    """-q, -v and --debug. They may come before the command (on the top-level parser,
+    ``after_command=False``: the defaults live there) or after it (on each command's
+    parser: given there they add to those before, never reset them)."""
+    default = argparse.SUPPRESS if after_command else False
+    for flags, help_text in _OUTPUT_FLAGS:
+        parser.add_argument(*flags, action="store_true", default=default, help=help_text)
+
+
+def setup_logging(args: argparse.Namespace) -> None:
+    """Log at the verbosity -q/-v/--debug ask for (call again after parsing more flags)."""
+    log.setup(0 if args.quiet else 2 if (args.verbose or args.debug) else 1)
 
 
 def add_registry_args(p: argparse.ArgumentParser) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cairn import log
+from cairn.cli.options import setup_logging
 from cairn.errors import CairnError, UsageError
 from cairn.run import BACKENDS, hypervisor
 from cairn.run.spec import DiskSpec, MachineSpec, Networking, PortForward
@@ -174,15 +175,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                 again = parser_class(prog="cairn run", parents=[common], add_help=False)
                 _boot_options(again)
                 again.parse_args(args.rest, namespace=args)
-        _relog(args)
+        setup_logging(args)  # -q/-v may have come after the first word
         return hypervisor(backend).run(_spec(args))
 
     parser.set_defaults(handler=handler)
-
-
-def _relog(args: argparse.Namespace) -> None:
-    # -q/-v may have come after the first word, past the top-level parse.
-    log.setup(0 if args.quiet else 2 if (args.verbose or args.debug) else 1)
 
 
 def _spec(args: argparse.Namespace) -> MachineSpec:
@@ -255,8 +251,9 @@ def _action(
             metavar="SSH ARGS",
             help="more arguments for ssh (options, a command)",
         )
-    sub = parser.parse_args(args.rest, namespace=argparse.Namespace())
-    _relog(sub)
+    # Into the same namespace: flags before the action word (--grace, -v) still count.
+    sub = parser.parse_args(args.rest, namespace=args)
+    setup_logging(sub)
     if not sub.state.is_dir():
         raise CairnError(f"{sub.state}: no such state directory")
     state = StateDir(sub.state.absolute())
