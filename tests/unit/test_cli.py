@@ -162,3 +162,18 @@ def test_debug_reaches_a_run_action_parsed_after_the_top_level(tmp_path: Path, w
     assert result.returncode == 1
     assert "Traceback (most recent call last)" in result.stderr
     assert result.stderr.splitlines()[-1].endswith("missing: no such state directory")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["metadata", "create", "{dir}/x.iso", "--data-file", "{missing}"],
+     ["run", "--data-file", "{missing}", "{dir}/img"]],
+    ids=["metadata", "run"],
+)  # fmt: skip
+def test_an_unreadable_data_file_is_the_same_one_line_error_for_both_commands(
+    tmp_path: Path, argv: list[str]
+) -> None:
+    missing = tmp_path / "no-such-data.json"
+    result = cairn(*(a.format(dir=tmp_path, missing=missing) for a in argv))
+    assert one_line_error(result) == f"--data-file {missing}: No such file or directory"
+    assert list(tmp_path.iterdir()) == []

@@ -1,5 +1,5 @@
-"""Options shared by several commands: output verbosity, the image cache and how to reach
-registries."""
+"""Options shared by several commands: output verbosity, user data, the image cache and how
+to reach registries."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 
 from cairn import log
 from cairn.arch import host_arch, oci_name
+from cairn.errors import CairnError, UsageError
 from cairn.oci.resolve import RegistryOptions
 
 # -q/-v/--debug and what each one means (the destination names are the namespace's).
@@ -31,6 +32,19 @@ def add_output_flags(parser: argparse.ArgumentParser, *, after_command: bool) ->
 def setup_logging(args: argparse.Namespace) -> None:
     """Log at the verbosity -q/-v/--debug ask for (call again after parsing more flags)."""
     log.setup(0 if args.quiet else 2 if (args.verbose or args.debug) else 1)
+
+
+def user_data(text: str | None, file: Path | None) -> bytes | None:
+    """The user data of ``--data TEXT`` or ``--data-file FILE`` (None when neither is given;
+    both is a usage error, an unreadable file a clear error naming it)."""
+    if text is not None and file is not None:
+        raise UsageError("--data and --data-file cannot be used together")
+    if file is None:
+        return None if text is None else text.encode()
+    try:
+        return file.read_bytes()
+    except OSError as exc:
+        raise CairnError(f"--data-file {file}: {exc.strerror or exc}") from exc
 
 
 def add_registry_args(p: argparse.ArgumentParser) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cairn import log
-from cairn.cli.options import setup_logging
+from cairn.cli.options import setup_logging, user_data
 from cairn.errors import CairnError, UsageError
 from cairn.run import BACKENDS, hypervisor
 from cairn.run.spec import DiskSpec, MachineSpec, Networking, PortForward
@@ -182,16 +182,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _spec(args: argparse.Namespace) -> MachineSpec:
-    if args.data is not None and args.data_file is not None:
-        raise UsageError("--data and --data-file cannot be used together")
-    data: bytes | None = None
-    if args.data is not None:
-        data = args.data.encode()
-    elif args.data_file is not None:
-        try:
-            data = args.data_file.read_bytes()
-        except OSError as exc:
-            raise CairnError(f"--data-file {args.data_file}: {exc.strerror}") from exc
+    data = user_data(args.data, args.data_file)
     forced = [name for name in ("iso", "kernel", "squashfs") if getattr(args, name)]
     if len(forced) > 1:
         raise UsageError(f"--{forced[0]} and --{forced[1]} cannot be used together")
