@@ -50,6 +50,14 @@ other forms:
 
 
 def _boot_options(parser: argparse.ArgumentParser) -> None:
+    """Every option of a boot, in the order --help lists them."""
+    _machine_options(parser)
+    _medium_options(parser)
+    _qemu_options(parser)
+    _lifetime_options(parser)
+
+
+def _machine_options(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("--cpus", type=int, default=1, help="number of CPUs (default: 1)")
     add("--mem", type=int, default=1024, metavar="MIB", help="memory in MiB (default: 1024)")
@@ -76,6 +84,10 @@ def _boot_options(parser: argparse.ArgumentParser) -> None:
         metavar="MODE",
         help="user (default), tap,IFNAME, bridge,BRIDGE or none",
     )
+
+
+def _medium_options(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
     add("--uefi", action="store_true", help="boot with UEFI firmware (OVMF, found automatically)")
     add("--fw", type=Path, metavar="FILE", help="UEFI firmware to use instead of the one found")
     add("--iso", action="store_true", help="boot PATH (or PATH.iso) as an ISO, skip detection")
@@ -88,6 +100,10 @@ def _boot_options(parser: argparse.ArgumentParser) -> None:
     data = parser.add_mutually_exclusive_group()
     data.add_argument("--data", metavar="STRING", help="user data, passed on a metadata CD")
     data.add_argument("--data-file", type=Path, metavar="FILE", help="user data from a file")
+
+
+def _qemu_options(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
     add(
         "--state",
         type=Path,
@@ -117,6 +133,10 @@ def _boot_options(parser: argparse.ArgumentParser) -> None:
         default="scsi",
         help="how disks and CDs attach (default: scsi, guest names /dev/sda, /dev/sr0)",
     )
+
+
+def _lifetime_options(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
     add("--no-reboot", action="store_true", help="exit when the guest reboots")
     add(
         "--detached",
@@ -220,6 +240,31 @@ def _action(
     from cairn.run import vm
 
     action = args.word
+    parser = _action_parser(parser_class, common, action)
+    # Into the same namespace: flags before the action word (--grace, -v) still count.
+    sub = parser.parse_args(args.rest, namespace=args)
+    setup_logging(sub)
+    if not sub.state.is_dir():
+        raise CairnError(f"{sub.state}: no such state directory")
+    state = StateDir(sub.state.absolute())
+    if action == "status":
+        return _print_status(vm.status(state))
+    if action == "console":
+        try:
+            vm.follow_console(state, sys.stdout.buffer, follow=not sub.no_follow)
+        except KeyboardInterrupt:
+            pass
+        return 0
+    if action == "stop":
+        result = vm.stop(state, sub.grace)
+        print(f"{state.root}: {result}")
+        return 0
+    return _ssh(state, sub)
+
+
+def _action_parser(
+    parser_class: type[argparse.ArgumentParser], common: argparse.ArgumentParser, action: str
+) -> argparse.ArgumentParser:
     parser = parser_class(prog=f"cairn run {action}", parents=[common])
     parser.add_argument("state", type=Path, metavar="STATE", help="the VM's state directory")
     if action == "console":
@@ -242,28 +287,16 @@ def _action(
             metavar="SSH ARGS",
             help="more arguments for ssh (options, a command)",
         )
-    # Into the same namespace: flags before the action word (--grace, -v) still count.
-    sub = parser.parse_args(args.rest, namespace=args)
-    setup_logging(sub)
-    if not sub.state.is_dir():
-        raise CairnError(f"{sub.state}: no such state directory")
-    state = StateDir(sub.state.absolute())
-    if action == "status":
-        return _print_status(vm.status(state))
-    if action == "console":
-        try:
-            vm.follow_console(state, sys.stdout.buffer, follow=not sub.no_follow)
-        except KeyboardInterrupt:
-            pass
-        return 0
-    if action == "stop":
-        result = vm.stop(state, sub.grace)
-        print(f"{state.root}: {result}")
-        return 0
-    extra = list(sub.ssh_args)
+    return parser
+
+
+def _ssh(state: StateDir, args: argparse.Namespace) -> int:
+    from cairn.run import vm
+
+    extra = list(args.ssh_args)
     if extra[:1] == ["--"]:
         extra = extra[1:]
-    argv = vm.ssh_command(state, extra, user=sub.user)
+    argv = vm.ssh_command(state, extra, user=args.user)
     log.debug("$ %s", " ".join(argv))
     sys.stdout.flush()
     # ssh owns the terminal meanwhile; Ctrl-C is for it (or the remote side), not for Cairn.
