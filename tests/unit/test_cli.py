@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from cairn.cli import parser
 from cairn.run.state import StateDir
 from tests.fixtures import env
 
@@ -143,6 +144,22 @@ def test_verbose_shows_the_commands_run_wherever_it_is_given(
     result = cairn(*(a.format(iso=iso) for a in argv))
     assert result.returncode == 0, result.stderr
     assert "$ /" in result.stderr and "xorriso" in result.stderr  # debug: the command line
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["-v", "build", "x.yml"], ["build", "-v", "x.yml"], ["build", "x.yml", "--verbose"],
+     ["-v", "pkg", "build", "d"], ["pkg", "-v", "build", "d"], ["pkg", "build", "d", "-v"],
+     ["-v", "cache", "ls"], ["cache", "ls", "-v"]],
+)  # fmt: skip
+def test_verbose_is_understood_before_or_after_every_command(argv: list[str]) -> None:
+    args = parser().parse_args(argv)
+    assert (args.verbose, args.quiet, args.debug) == (True, False, False)
+
+
+def test_a_flag_after_the_command_does_not_reset_one_before_it() -> None:
+    args = parser().parse_args(["--debug", "build", "-q", "x.yml"])
+    assert (args.debug, args.quiet, args.verbose) == (True, True, False)
 
 
 @pytest.mark.parametrize("where", ["before", "after"])
