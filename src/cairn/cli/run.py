@@ -177,7 +177,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     _boot_options(parser)
     parser.add_argument("word", metavar="PREFIX|FILE", help="what to boot (or a backend or action)")
-    parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    parser.add_argument("rest", nargs=argparse.REMAINDER, metavar="...", help=argparse.SUPPRESS)
     parser_class = type(parser)  # the CLI's parser class: its errors are UsageErrors
 
     def handler(args: argparse.Namespace) -> int:
