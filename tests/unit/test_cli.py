@@ -150,7 +150,7 @@ def test_verbose_shows_the_commands_run_wherever_it_is_given(
     "argv",
     [["-v", "build", "x.yml"], ["build", "-v", "x.yml"], ["build", "x.yml", "--verbose"],
      ["-v", "pkg", "build", "d"], ["pkg", "-v", "build", "d"], ["pkg", "build", "d", "-v"],
-     ["-v", "cache", "ls"], ["cache", "ls", "-v"]],
+     ["-v", "cache", "ls"], ["cache", "-v", "ls"], ["cache", "ls", "-v"]],
 )  # fmt: skip
 def test_verbose_is_understood_before_or_after_every_command(argv: list[str]) -> None:
     args = parser().parse_args(argv)

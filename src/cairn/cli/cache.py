@@ -20,7 +20,10 @@ from cairn.oci.store import Store, default_cache_dir
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
     """Add ``cairn cache`` and its commands."""
     cache = sub.add_parser(
-        "cache", help="manage the image cache", description="Manage the image cache."
+        "cache",
+        help="manage the image cache",
+        description="Manage the image cache.",
+        parents=[common],
     )
     commands = cache.add_subparsers(dest="cache_command", metavar="COMMAND")
     commands.required = True
