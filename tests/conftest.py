@@ -1,4 +1,8 @@
-"""Test-wide setup: fixture modules, and isolation from the developer's own caches."""
+"""Test-wide setup: fixture modules, and isolation from the developer's own caches.
+
+What a test needs from the host (a tool, the kernel asset, root, the Debian mirror) it asks
+for through tests.fixtures.env, which skips it, or fails it under CAIRN_TEST_STRICT=1.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,8 @@ import pytest
 
 from cairn.oci.store import Store
 
-pytest_plugins = ["tests.fixtures.registry", "tests.fixtures.images"]
+# pytester: tests/unit/test_env.py runs small sessions of its own, strict and not.
+pytest_plugins = ["tests.fixtures.registry", "tests.fixtures.images", "pytester"]
 
 
 @pytest.fixture(autouse=True, scope="session")

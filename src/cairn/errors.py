@@ -1,8 +1,9 @@
 """The one family of user-facing errors.
 
 Anything a user can fix (bad YAML, a missing image, a corrupt blob, a missing host tool)
-is raised as a :class:`CairnError`; the CLI prints it without a traceback and exits 1.
-Programming errors are left to propagate as ordinary exceptions.
+is raised as a :class:`CairnError` (``raise CairnError(message, hint=..., position=...)``,
+the one way); the CLI prints it without a traceback and exits 1 (2 for a
+:class:`UsageError`). Programming errors are left to propagate as ordinary exceptions.
 """
 
 from __future__ import annotations
@@ -48,8 +49,3 @@ class UsageError(CairnError):
     """The command line itself is wrong (exit status 2, like argparse)."""
 
     exit_code = 2
-
-
-def die(message: str, *, hint: str | None = None, position: Position | None = None) -> CairnError:
-    """Build a :class:`CairnError`; written ``raise die(...)`` so control flow stays visible."""
-    return CairnError(message, hint=hint, position=position)

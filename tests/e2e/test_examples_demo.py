@@ -4,25 +4,12 @@ powers it off, saying what it does and how long each step took. One boot."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from tests.fixtures import machines
-from tests.fixtures.machines import DEBIAN_CACHE, ROOT
-
-DEMO = ROOT / "scripts" / "demo.py"
-
-
-def demo(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, DEMO, *map(str, args)], cwd=ROOT, capture_output=True, text=True,
-        timeout=540, stdin=subprocess.DEVNULL, env=env,
-    )  # fmt: skip
+from tests.fixtures.machines import DEBIAN_CACHE, demo
 
 
 @pytest.mark.qemu
@@ -47,9 +34,3 @@ def test_the_demo_logs_in_lists_the_containers_and_powers_off(
     assert "Timings:" in out and "boot to ssh" in out
     # Its key is its own, made in the work directory.
     assert (work / "home" / ".ssh" / "id_ed25519.pub").read_text().endswith(" cairn-demo\n")
-
-
-def test_the_demo_says_what_is_missing_and_fails(tmp_path: Path) -> None:
-    result = demo("--work", tmp_path, env={**os.environ, "PATH": str(tmp_path)})
-    assert result.returncode == 1
-    assert "missing qemu-system-x86_64, ssh, ssh-keygen: run `make deps`" in result.stderr

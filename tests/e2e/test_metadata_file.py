@@ -8,13 +8,12 @@ the machine off. One boot."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.fixtures import machines
+from tests.fixtures import env, machines
 from tests.fixtures.machines import PKG, events
 
 pytestmark = [pytest.mark.qemu, pytest.mark.network, pytest.mark.timeout(600)]
@@ -59,8 +58,8 @@ files: {json.dumps(files)}
 
 def cidata_disk_without_user_data(path: Path) -> Path:
     """A FAT disk labelled CIDATA (NoCloud's), with a meta-data file and no user-data."""
-    if not shutil.which("mkfs.vfat") or not shutil.which("mcopy"):
-        pytest.skip("needs mkfs.vfat (dosfstools) and mcopy (mtools)")
+    env.need_tool("mkfs.vfat")
+    env.need_tool("mcopy")
     meta = path.with_name("meta-data")
     meta.write_text("instance-id: i-0\nlocal-hostname: from-the-disk\n")
     subprocess.run(["truncate", "-s", "8M", path], check=True)

@@ -29,7 +29,7 @@ import pytest
 from cairn import fs as E
 from cairn.compress import writer
 from cairn.cpio import CpioWriter
-from tests.fixtures import assets
+from tests.fixtures import assets, env
 
 pytestmark = [pytest.mark.qemu, pytest.mark.timeout(240)]
 
@@ -288,9 +288,8 @@ while :; do sleep 60; done
 
 
 def _make_uki(directory: Path, prefix: Path) -> Path:
-    stub = Path("/usr/lib/systemd/boot/efi/linuxx64.efi.stub")
-    if not stub.exists() or not shutil.which("objcopy"):
-        pytest.skip("needs systemd-boot-efi (the EFI stub) and objcopy to make a UKI")
+    stub = env.need_file(Path("/usr/lib/systemd/boot/efi/linuxx64.efi.stub"), "systemd-boot-efi")
+    env.need_tool("objcopy")
     (directory / "cmdline.txt").write_text(CMDLINE)
     (directory / "os-release").write_text("NAME=Cairn test\n")
     uki = directory / "unified.efi"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -16,6 +15,7 @@ import pytest
 from cairn import atomic
 from cairn.cli import main
 from cairn.oci.store import Store
+from tests.fixtures import env
 from tests.fixtures.images import File, Symlink, make_image
 from tests.fixtures.registry import Registry
 
@@ -28,10 +28,7 @@ def cairn(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str
 
 
 def _skopeo() -> str:
-    found = shutil.which("skopeo")
-    if found is None:
-        pytest.skip("skopeo is not installed (apt-get install skopeo)")
-    return found
+    return env.need_tool("skopeo")
 
 
 def _run(*argv: str) -> str:

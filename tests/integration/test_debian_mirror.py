@@ -3,32 +3,22 @@ and openssh-server / busybox-static resolve, download and unpack as expected."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import httpx
 import pytest
 
 from cairn.pkg import debian
+from tests.fixtures import env
 
 pytestmark = pytest.mark.network
 
-MIRROR = os.environ.get("CAIRN_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+MIRROR = env.DEBIAN_MIRROR
 SUITE = "bookworm"
 
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not debian.DEFAULT_KEYRING.exists():
-        pytest.skip("debian-archive-keyring is not installed")
-    try:
-        response = httpx.head(
-            f"{MIRROR}/dists/{SUITE}/InRelease", timeout=10, follow_redirects=True
-        )
-    except httpx.HTTPError as exc:
-        pytest.skip(f"the Debian mirror {MIRROR} is unreachable: {exc}")
-    if response.status_code != 200:
-        pytest.skip(f"the Debian mirror {MIRROR} answered HTTP {response.status_code}")
+    env.need_debian_mirror()
     return tmp_path_factory.mktemp("debian-cache")
 
 

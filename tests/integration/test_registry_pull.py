@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from cairn.oci.options import RegistryOptions
 from cairn.oci.registry import NotFound, RegistryError
 from cairn.oci.resolve import resolve
 from cairn.oci.store import NotCached, Store
+from tests.fixtures import env
 from tests.fixtures.images import File, Symlink, make_image, make_index
 from tests.fixtures.registry import FaultProxy, Registry, free_port
 
@@ -186,9 +186,8 @@ def test_the_origin_answers_when_the_mirror_lacks_the_image(
 def test_skopeo_and_umoci_read_the_cache_as_cairn_wrote_it(
     registry: Registry, store: Store, tmp_path: Path
 ) -> None:
-    for tool, package in (("skopeo", "skopeo"), ("umoci", "umoci")):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed (apt-get install {package})")
+    for tool in ("skopeo", "umoci"):
+        env.need_tool(tool)
     built = make_image(
         {
             "etc/": None,
@@ -231,8 +230,7 @@ def test_skopeo_and_umoci_read_the_cache_as_cairn_wrote_it(
 def test_an_index_pulled_from_a_registry_is_readable_by_skopeo(
     registry: Registry, store: Store
 ) -> None:
-    if shutil.which("skopeo") is None:
-        pytest.skip("skopeo is not installed (apt-get install skopeo)")
+    env.need_tool("skopeo")
     amd = make_image({"a": b"amd"}, platform="linux/amd64")
     index = make_index([amd, make_image({"a": b"arm"}, platform="linux/arm64")])
     name = index.push(registry, "interop/multi:1")

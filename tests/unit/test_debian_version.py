@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import pytest
@@ -10,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cairn.pkg.debian import version
+from tests.fixtures import env
 
 KNOWN = [
     ("1.0", "1.0", 0),
@@ -87,10 +87,10 @@ def _dpkg(a: str, op: str, b: str) -> bool:
     return result.returncode == 0
 
 
-@pytest.mark.skipif(shutil.which("dpkg") is None, reason="dpkg is not installed")
 @settings(max_examples=150, deadline=None)
 @given(versions(), versions())
 def test_compare_agrees_with_dpkg_compare_versions(a: str, b: str) -> None:
+    env.need_tool("dpkg")
     ours = version.compare(a, b)
     assert _dpkg(a, "lt", b) == (ours < 0)
     assert _dpkg(a, "eq", b) == (ours == 0)

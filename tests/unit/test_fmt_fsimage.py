@@ -11,9 +11,9 @@ import pytest
 from cairn.formats import fsimage, iso
 from cairn.formats.stage import stage
 from cairn.fs import Entry, Item, Kind, directory, regular, symlink
+from tests.fixtures import env
 
 EPOCH = 1492533000
-ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create owners on disk")
 
 
 def _items() -> list[Item]:
@@ -45,8 +45,8 @@ def _squashfs(tmp_path: Path, name: str, *, as_root: bool) -> Path:
     return out
 
 
-@ROOT_ONLY
 def test_squashfs_keeps_owners_modes_times_and_devices(tmp_path: Path) -> None:
+    env.need_root("to create owners on disk")
     listing = "\n".join(_unsquashfs(_squashfs(tmp_path, "a", as_root=True)))
     assert "-rw-r----- 0/42" in listing and "1970-01-01 00:33 /etc/shadow" in listing
     assert "drwx------ 1000/1000" in listing
@@ -95,8 +95,8 @@ def _iso_listing(path: Path) -> str:
 
 @pytest.mark.parametrize("as_root", [True, False], ids=["root", "user"])
 def test_data_iso_keeps_owners_and_modes(tmp_path: Path, as_root: bool) -> None:
-    if as_root and os.geteuid() != 0:
-        pytest.skip("needs root")
+    if as_root:
+        env.need_root("to create owners on disk")
     tree = stage(_items(), tmp_path / "root", epoch=EPOCH, as_root=as_root)
     out = tmp_path / "root.iso"
     iso.data_iso(out, tree, volid="TEST", epoch=EPOCH)

@@ -20,10 +20,14 @@ from cairn.errors import CairnError
 from cairn.formats import uki
 from cairn.formats.blocks import align_up
 from cairn.formats.inputs import Signing
+from tests.fixtures import env
 
 EPOCH = 1492533000
 
-pytestmark = pytest.mark.skipif(not uki.STUB.is_file(), reason="systemd-boot-efi not installed")
+
+@pytest.fixture(autouse=True)
+def _stub() -> None:
+    env.need_file(uki.STUB, "systemd-boot-efi")
 
 
 def _build(tmp_path: Path, name: str, *, initrd: bool = True, stub: Path = uki.STUB) -> Path:

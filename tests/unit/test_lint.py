@@ -12,13 +12,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures import env
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _tool(name: str) -> str:
     found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
-    if not found:
-        pytest.skip(f"{name} is not installed (pip install -e '.[test]')")
+    env.need(found, f"{name} is not installed (pip install -e '.[test]')")
+    assert found is not None
     return found
 
 

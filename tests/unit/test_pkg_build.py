@@ -6,7 +6,6 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import shutil
 import subprocess
 import tarfile
 from pathlib import Path
@@ -21,6 +20,7 @@ from cairn.pkg.build import Options, build_packages
 from cairn.pkg.debian import Package
 from cairn.pkg.image import PACKAGES_LABEL, packages_text
 from cairn.pkg.tag import show_tag
+from tests.fixtures import env
 
 BUILD_YML = """\
 image: hello
@@ -209,9 +209,7 @@ def test_the_packages_label_is_sorted_name_version_sha256() -> None:
 
 
 def test_skopeo_reads_the_image_from_the_cache(tmp_path: Path) -> None:
-    skopeo = shutil.which("skopeo")
-    if skopeo is None:
-        pytest.skip("skopeo is not installed (apt-get install skopeo)")
+    skopeo = env.need_tool("skopeo")
     result = build_one(make_package(tmp_path), tmp_path / "cache")
     out = subprocess.run(
         [skopeo, "inspect", f"oci:{tmp_path / 'cache'}:{result.name}"],
@@ -224,9 +222,7 @@ def test_skopeo_reads_the_image_from_the_cache(tmp_path: Path) -> None:
 
 
 def test_umoci_unpacks_the_image_to_the_declared_files(tmp_path: Path) -> None:
-    umoci = shutil.which("umoci")
-    if umoci is None:
-        pytest.skip("umoci is not installed (apt-get install umoci)")
+    umoci = env.need_tool("umoci")
     # umoci cannot choose a platform in an index with several: build one.
     result = build_one(make_package(tmp_path), tmp_path / "cache", platforms=("linux/amd64",))
     bundle = tmp_path / "bundle"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import lzma
-import shutil
 import struct
 import subprocess
 import tarfile
@@ -18,6 +17,7 @@ from cairn.fs import Entry, Kind
 from cairn.pkg import kernel
 from cairn.pkg.spec import KernelSpec
 from cairn.pkg.tree import Spool, Tree
+from tests.fixtures import env
 from tests.fixtures.assets import debian_kernel
 
 VERSION = "6.1.0-99-test"
@@ -222,9 +222,7 @@ WANTED = ("virtio_net", "virtio_blk", "virtio_scsi", "sd_mod", "overlay", "erofs
 
 
 def test_modules_dep_has_the_same_dependencies_as_depmod(tmp_path: Path) -> None:
-    depmod = shutil.which("depmod") or "/sbin/depmod"
-    if not Path(depmod).exists():
-        pytest.skip("depmod is not installed (apt-get install kmod)")
+    depmod = env.need_tool("depmod")
     real = debian_kernel()
     with Spool() as spool:
         tree = Tree(spool)

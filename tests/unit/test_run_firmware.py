@@ -10,6 +10,7 @@ import pytest
 from cairn.errors import CairnError
 from cairn.run import firmware
 from cairn.run.firmware import Firmware
+from tests.fixtures import env
 
 
 def descriptor(
@@ -83,7 +84,7 @@ def test_this_hosts_ovmf_is_found() -> None:
     try:
         found = firmware.find_uefi("x86_64")
     except CairnError:
-        pytest.skip("no OVMF on this host (apt-get install ovmf)")
+        env.missing("no OVMF on this host (apt-get install ovmf)")
     assert found.code.is_file()
 
 

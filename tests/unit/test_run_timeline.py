@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -94,6 +95,26 @@ def test_the_watcher_dates_the_kernel_by_the_earliest_arrival(
     assert data["kernel_start"] == 0.2
     assert data["events"][-1] == {"t": 2.8, "event": "service-start", "uptime": 2.6, "name": "sshd"}
     assert (tmp_path / "boot.svg").read_text().startswith("<svg")
+
+
+def test_a_chart_that_cannot_be_written_is_said_once_and_the_timeline_still_is(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    state = StateDir(tmp_path / "state")
+    state.create()
+    watcher = timeline.Watcher(state, started=time.time(), chart_path=blocker / "boot.svg")
+    for line in (b"cairn-event 1.00 init\n", b"cairn-event 2.00 up\n"):
+        with state.console_log.open("ab") as log:
+            log.write(line)
+        watcher.poll()
+        watcher.save()  # never raises: the VM matters more than its chart
+    assert json.loads(state.boot_timeline.read_text())["events"][-1]["event"] == "up"
+    warnings = [r.getMessage() for r in caplog.records if "cannot write" in r.getMessage()]
+    assert len(warnings) == 1
+    assert warnings[0].startswith(f"warning: cannot write {blocker / 'boot.svg'}: ")
+    assert sorted(p.name for p in state.root.iterdir()) == ["boot-timeline.json", "console.log"]
 
 
 def test_a_reboot_ends_the_boot(tmp_path: Path) -> None:

@@ -1,37 +1,50 @@
 """Command-line entry point: argument parsing only; each command group lives in its module.
 
-Every group module exposes ``register(subparsers)``, which adds its parser(s) and sets
-``handler`` (a function taking the parsed ``argparse.Namespace`` and returning an exit
-status) as the parser default. Errors become exit codes here and nowhere else.
+Every group module exposes ``register(subparsers, common)``, which adds its parser(s) with
+``common`` (-q/-v/--debug) as a parent and sets ``handler`` (a function taking the parsed
+``argparse.Namespace`` and returning an exit status) as the parser default.
+
+Errors become exit codes here and nowhere else: a :class:`~cairn.errors.CairnError` (and
+any ``OSError`` a command lets escape: a read-only directory, a full disk, a path through
+a file) is one line on stderr and exit status 1; a usage error exits 2. A traceback is
+shown only with ``--debug``, and never for a usage error: the command line is the problem,
+not the code.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import importlib
+import os
 import sys
+import traceback
 from collections.abc import Sequence
+from pathlib import Path
 
-from cairn import __version__, log
+from cairn import __version__
+from cairn.cli.options import add_output_flags, setup_logging
 from cairn.errors import CairnError, UsageError
 
 # Command groups, in the order `cairn --help` lists them.
 GROUPS = ("build", "run", "pkg", "cache", "metadata")
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}", hint=f"see: {self.prog} --help")
+        raise UsageError(f"{message} (see: {self.prog} --help)")
 
 
 def parser() -> argparse.ArgumentParser:
     """The full argument parser (all command groups registered)."""
     top = _Parser(prog="cairn", description="Build minimal, immutable Linux systems from YAML.")
     top.add_argument("--version", action="version", version=f"cairn {__version__}")
+    add_output_flags(top, after_command=False)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-q", "--quiet", action="store_true", help="show errors only")
-    common.add_argument("-v", "--verbose", action="store_true", help="show debug output")
-    common.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    add_output_flags(common, after_command=True)
     sub = top.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for group in GROUPS:
@@ -42,21 +55,70 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the cairn command line; returns the process exit status."""
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    top = parser()
+    if not arguments:
+        top.print_help()
+        return 0
+    # Parsed into a namespace of our own: a handler that parses more of the command line
+    # (`cairn run`) updates it, and --debug is known wherever it came.
+    args = argparse.Namespace()
     try:
-        args = parser().parse_args(argv)
-        log.setup(0 if args.quiet else 2 if (args.verbose or args.debug) else 1)
-        return int(args.handler(args) or 0)
+        top.parse_args(arguments, namespace=args)
+        setup_logging(args)
+        status = int(args.handler(args) or 0)
+        sys.stdout.flush()  # a full disk or a closed pipe behind stdout is an error too
+        return status
+    except UsageError as exc:
+        return _fail(str(exc), exc.exit_code, debug=False)
     except CairnError as exc:
-        if debug:
-            raise
-        print(f"cairn: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return _fail(str(exc), exc.exit_code, debug=_debug(args))
     except KeyboardInterrupt:
         print("cairn: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
-        return 1
+        _settle_stdout()
+        return EXIT_ERROR
+    except OSError as exc:
+        _settle_stdout()
+        return _fail(describe_os_error(exc), EXIT_ERROR, debug=_debug(args))
+
+
+def describe_os_error(exc: OSError) -> str:
+    """``PATH: reason`` (``SOURCE -> TARGET: reason`` for a rename or a link), or the reason
+    alone when the error names no file."""
+    reason = exc.strerror or str(exc)
+    names = [os.fsdecode(n) for n in (exc.filename, exc.filename2) if n is not None]
+    if isinstance(exc, FileExistsError) and names and _through_a_file(Path(names[0])):
+        # mkdir(parents=True, exist_ok=True) says "File exists" when a file stands where a
+        # parent directory should be; what the user needs to hear is that it is no directory.
+        reason = os.strerror(errno.ENOTDIR)
+    return f"{' -> '.join(names)}: {reason}" if names else reason
+
+
+def _through_a_file(path: Path) -> bool:
+    return any(parent.exists() and not parent.is_dir() for parent in path.parents)
+
+
+def _debug(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "debug", False))
+
+
+def _fail(message: str, status: int, *, debug: bool) -> int:
+    if debug:
+        traceback.print_exc()
+    print(f"cairn: error: {message}", file=sys.stderr)
+    return status
+
+
+def _settle_stdout() -> None:
+    # Deliver what the command printed before it failed; what a stdout that cannot take it
+    # still buffers is dropped, or it would fail again at exit, as a second message.
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         "cache",
         help="manage the cache: images, segments, Debian files",
         description="Manage the cache: images, segments and Debian files.",
+        parents=[common],
     )
     commands = cache.add_subparsers(dest="cache_command", metavar="COMMAND")
     commands.required = True

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from cairn import log
-from cairn.errors import CairnError, UsageError
+from cairn.cli.options import user_data
+from cairn.errors import UsageError
 from cairn.run.metadata import create_iso
 
 
@@ -42,12 +43,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 def _create(args: argparse.Namespace) -> int:
     if (args.data is None) == (args.data_file is None):
         raise UsageError("give the data as DATA or with --data-file (one of them)")
-    if args.data_file is not None:
-        try:
-            data = args.data_file.read_bytes()
-        except OSError as exc:
-            raise CairnError(f"--data-file {args.data_file}: {exc.strerror}") from exc
-    else:
-        data = args.data.encode()
+    data = user_data(args.data, args.data_file)
+    assert data is not None  # one of the two was given
     log.info("wrote %s", create_iso(args.output, data))
     return 0

@@ -1,19 +1,50 @@
-"""Options shared by several commands: the image cache and how to reach registries."""
+"""Options shared by several commands: output verbosity, user data, the image cache and how
+to reach registries."""
 
 from __future__ import annotations
 
 import argparse
 import os
-import platform
 from pathlib import Path
 
+from cairn import log
+from cairn.arch import host_arch, oci_name
+from cairn.errors import CairnError, UsageError
 from cairn.oci.resolve import RegistryOptions
 
+# -q/-v/--debug and what each one means (the destination names are the namespace's).
+_OUTPUT_FLAGS = (
+    (("-q", "--quiet"), "show errors only"),
+    (("-v", "--verbose"), "show debug output"),
+    (("--debug",), "show tracebacks for errors"),
+)
 
-def host_arch() -> str:
-    """The host's architecture in OCI terms (amd64, arm64, riscv64, ...)."""
-    machine = platform.machine().lower()
-    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(machine, machine)
+
+def add_output_flags(parser: argparse.ArgumentParser, *, after_command: bool) -> None:
+    """-q, -v and --debug. They may come before the command (on the top-level parser,
+    ``after_command=False``: the defaults live there) or after it (on each command's
+    parser: given there they add to those before, never reset them)."""
+    default = argparse.SUPPRESS if after_command else False
+    for flags, help_text in _OUTPUT_FLAGS:
+        parser.add_argument(*flags, action="store_true", default=default, help=help_text)
+
+
+def setup_logging(args: argparse.Namespace) -> None:
+    """Log at the verbosity -q/-v/--debug ask for (call again after parsing more flags)."""
+    log.setup(0 if args.quiet else 2 if (args.verbose or args.debug) else 1)
+
+
+def user_data(text: str | None, file: Path | None) -> bytes | None:
+    """The user data of ``--data TEXT`` or ``--data-file FILE`` (None when neither is given;
+    both is a usage error, an unreadable file a clear error naming it)."""
+    if text is not None and file is not None:
+        raise UsageError("--data and --data-file cannot be used together")
+    if file is None:
+        return None if text is None else text.encode()
+    try:
+        return file.read_bytes()
+    except OSError as exc:
+        raise CairnError(f"--data-file {file}: {exc.strerror or exc}") from exc
 
 
 def add_registry_args(p: argparse.ArgumentParser) -> None:
@@ -24,7 +55,12 @@ def add_registry_args(p: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="image cache (default: $CAIRN_CACHE or ~/.cache/cairn)",
     )
-    p.add_argument("--arch", default=host_arch(), help="platform architecture to pull")
+    p.add_argument(
+        "--arch",
+        type=oci_name,
+        default=host_arch(),
+        help="architecture of the images to pull (default: the host's; amd64 or x86_64, ...)",
+    )
     p.add_argument(
         "--insecure-registry",
         action="append",

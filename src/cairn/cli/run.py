@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cairn import log
+from cairn.cli.options import setup_logging, user_data
 from cairn.errors import CairnError, UsageError
 from cairn.run import BACKENDS, hypervisor
 from cairn.run.spec import DiskSpec, MachineSpec, Networking, PortForward
@@ -49,6 +50,14 @@ other forms:
 
 
 def _boot_options(parser: argparse.ArgumentParser) -> None:
+    """Every option of a boot, in the order --help lists them."""
+    _machine_options(parser)
+    _medium_options(parser)
+    _qemu_options(parser)
+    _lifetime_options(parser)
+
+
+def _machine_options(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("--cpus", type=int, default=1, help="number of CPUs (default: 1)")
     add("--mem", type=int, default=1024, metavar="MIB", help="memory in MiB (default: 1024)")
@@ -75,6 +84,10 @@ def _boot_options(parser: argparse.ArgumentParser) -> None:
         metavar="MODE",
         help="user (default), tap,IFNAME, bridge,BRIDGE or none",
     )
+
+
+def _medium_options(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
     add("--uefi", action="store_true", help="boot with UEFI firmware (OVMF, found automatically)")
     add("--fw", type=Path, metavar="FILE", help="UEFI firmware to use instead of the one found")
     add("--iso", action="store_true", help="boot PATH (or PATH.iso) as an ISO, skip detection")
@@ -87,6 +100,10 @@ def _boot_options(parser: argparse.ArgumentParser) -> None:
     data = parser.add_mutually_exclusive_group()
     data.add_argument("--data", metavar="STRING", help="user data, passed on a metadata CD")
     data.add_argument("--data-file", type=Path, metavar="FILE", help="user data from a file")
+
+
+def _qemu_options(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
     add(
         "--state",
         type=Path,
@@ -116,6 +133,10 @@ def _boot_options(parser: argparse.ArgumentParser) -> None:
         default="scsi",
         help="how disks and CDs attach (default: scsi, guest names /dev/sda, /dev/sr0)",
     )
+
+
+def _lifetime_options(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
     add("--no-reboot", action="store_true", help="exit when the guest reboots")
     add(
         "--detached",
@@ -156,7 +177,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     _boot_options(parser)
     parser.add_argument("word", metavar="PREFIX|FILE", help="what to boot (or a backend or action)")
-    parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    parser.add_argument("rest", nargs=argparse.REMAINDER, metavar="...", help=argparse.SUPPRESS)
     parser_class = type(parser)  # the CLI's parser class: its errors are UsageErrors
 
     def handler(args: argparse.Namespace) -> int:
@@ -174,28 +195,14 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                 again = parser_class(prog="cairn run", parents=[common], add_help=False)
                 _boot_options(again)
                 again.parse_args(args.rest, namespace=args)
-        _relog(args)
+        setup_logging(args)  # -q/-v may have come after the first word
         return hypervisor(backend).run(_spec(args))
 
     parser.set_defaults(handler=handler)
 
 
-def _relog(args: argparse.Namespace) -> None:
-    # -q/-v may have come after the first word, past the top-level parse.
-    log.setup(0 if args.quiet else 2 if (args.verbose or args.debug) else 1)
-
-
 def _spec(args: argparse.Namespace) -> MachineSpec:
-    if args.data is not None and args.data_file is not None:
-        raise UsageError("--data and --data-file cannot be used together")
-    data: bytes | None = None
-    if args.data is not None:
-        data = args.data.encode()
-    elif args.data_file is not None:
-        try:
-            data = args.data_file.read_bytes()
-        except OSError as exc:
-            raise CairnError(f"--data-file {args.data_file}: {exc.strerror}") from exc
+    data = user_data(args.data, args.data_file)
     forced = [name for name in ("iso", "kernel", "squashfs") if getattr(args, name)]
     if len(forced) > 1:
         raise UsageError(f"--{forced[0]} and --{forced[1]} cannot be used together")
@@ -233,6 +240,31 @@ def _action(
     from cairn.run import vm
 
     action = args.word
+    parser = _action_parser(parser_class, common, action)
+    # Into the same namespace: flags before the action word (--grace, -v) still count.
+    sub = parser.parse_args(args.rest, namespace=args)
+    setup_logging(sub)
+    if not sub.state.is_dir():
+        raise CairnError(f"{sub.state}: no such state directory")
+    state = StateDir(sub.state.absolute())
+    if action == "status":
+        return _print_status(vm.status(state))
+    if action == "console":
+        try:
+            vm.follow_console(state, sys.stdout.buffer, follow=not sub.no_follow)
+        except KeyboardInterrupt:
+            pass
+        return 0
+    if action == "stop":
+        result = vm.stop(state, sub.grace)
+        print(f"{state.root}: {result}")
+        return 0
+    return _ssh(state, sub)
+
+
+def _action_parser(
+    parser_class: type[argparse.ArgumentParser], common: argparse.ArgumentParser, action: str
+) -> argparse.ArgumentParser:
     parser = parser_class(prog=f"cairn run {action}", parents=[common])
     parser.add_argument("state", type=Path, metavar="STATE", help="the VM's state directory")
     if action == "console":
@@ -255,27 +287,16 @@ def _action(
             metavar="SSH ARGS",
             help="more arguments for ssh (options, a command)",
         )
-    sub = parser.parse_args(args.rest, namespace=argparse.Namespace())
-    _relog(sub)
-    if not sub.state.is_dir():
-        raise CairnError(f"{sub.state}: no such state directory")
-    state = StateDir(sub.state.absolute())
-    if action == "status":
-        return _print_status(vm.status(state))
-    if action == "console":
-        try:
-            vm.follow_console(state, sys.stdout.buffer, follow=not sub.no_follow)
-        except KeyboardInterrupt:
-            pass
-        return 0
-    if action == "stop":
-        result = vm.stop(state, sub.grace)
-        print(f"{state.root}: {result}")
-        return 0
-    extra = list(sub.ssh_args)
+    return parser
+
+
+def _ssh(state: StateDir, args: argparse.Namespace) -> int:
+    from cairn.run import vm
+
+    extra = list(args.ssh_args)
     if extra[:1] == ["--"]:
         extra = extra[1:]
-    argv = vm.ssh_command(state, extra, user=sub.user)
+    argv = vm.ssh_command(state, extra, user=args.user)
     log.debug("$ %s", " ".join(argv))
     sys.stdout.flush()
     # ssh owns the terminal meanwhile; Ctrl-C is for it (or the remote side), not for Cairn.

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import subprocess
 import sys
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cairn import log
+from cairn.arch import host_machine
 
 CPUINFO = Path("/proc/cpuinfo")
 KVM_DEVICE = Path("/dev/kvm")
@@ -42,11 +42,6 @@ class Accel:
         for name in self.name.split(":"):
             args += ["-accel", name]
         return args
-
-
-def host_arch() -> str:
-    machine = platform.machine().lower()
-    return {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
 
 
 def cpu_has_virtualisation(cpuinfo: Path = CPUINFO) -> bool:
@@ -120,7 +115,7 @@ def kvm_unavailable_reason(
     arch: str | None = None,
 ) -> str | None:
     """Why KVM cannot run guests here, or None when it can (checks cheapest first)."""
-    arch = arch or host_arch()
+    arch = arch or host_machine()
     if arch in ("x86_64", "i686") and not cpu_has_virtualisation(cpuinfo):
         return "no vmx/svm"
     if not device.exists():
@@ -145,7 +140,7 @@ def choose(
     """
     if requested:
         return Accel(requested, forced=True)
-    host = host or host_arch()
+    host = host or host_machine()
     if guest_arch != host:
         return Accel("tcg", f"the guest is {guest_arch}, the host {host}")
     reason = kvm_check()

@@ -16,9 +16,10 @@ import ctypes
 import fcntl
 import mmap
 import os
-import platform
 import struct
 import sys
+
+from cairn.arch import host_arch
 
 # ioctl numbers from <linux/kvm.h> (type 0xAE), with the struct sizes folded in.
 KVM_GET_API_VERSION = 0xAE00
@@ -44,7 +45,7 @@ def probe(device: str = "/dev/kvm") -> str | None:
         if fcntl.ioctl(kvm, KVM_GET_API_VERSION) != _API_VERSION:
             return "unexpected KVM API version"
         vm = fcntl.ioctl(kvm, KVM_CREATE_VM, 0)
-        if platform.machine() not in ("x86_64", "i686"):
+        if host_arch() not in ("amd64", "386"):
             fcntl.ioctl(vm, KVM_CREATE_VCPU, 0)
             return None
         return _run_halt(kvm, vm)

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
-from cairn import proc
+from cairn import atomic, proc
 from cairn.reproducible import source_date_epoch
 
 VOLUME_ID = "cidata"
@@ -31,29 +30,37 @@ def meta_data(data: bytes) -> bytes:
 def create_iso(output: Path, data: bytes) -> Path:
     """Write the metadata CD for ``data`` to ``output`` (replaced atomically); returns it."""
     output = output.absolute()
-    epoch = source_date_epoch()
     files = dict.fromkeys(DATA_NAMES, data)
     files["meta-data"] = meta_data(data)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".cairn-metadata-", dir=output.parent) as tmp:
-        source = Path(tmp)
-        argv: list[str | os.PathLike[str]] = [
-            "xorriso", "-no_rc", "-report_about", "SORRY", "-abort_on", "FAILURE",
-            "-outdev", f"stdio:{source / 'out.iso'}",
-            "-volid", VOLUME_ID, "-joliet", "on", "-rockridge", "on",
-        ]  # fmt: skip
-        for name, content in sorted(files.items()):
-            path = source / name
-            path.write_bytes(content)
-            os.utime(path, (epoch, epoch))
-            argv += ["-map", path, f"/{name}"]
-        # Owners and modes from the host (uid, umask) must not leak into the image.
-        argv += [
-            "-chown_r", "0", "/", "--", "-chgrp_r", "0", "/", "--",
-            "-chmod_r", "a+r,go-w", "/", "--",
-            "-commit",
-        ]  # fmt: skip
-        # With SOURCE_DATE_EPOCH xorriso pins volume dates, the volume uuid and "now".
-        proc.run(argv, env={"SOURCE_DATE_EPOCH": str(epoch)})
-        (source / "out.iso").replace(output)
+    # The ISO is staged beside ``output`` first: a place it cannot go fails now, naming it.
+    out, staged = atomic.temporary_file(output)
+    out.close()
+    try:
+        with atomic.temporary_directory(output.parent, "metadata") as source:
+            _xorriso(staged, source, files)
+        atomic.publish(staged, output)
+    finally:
+        staged.unlink(missing_ok=True)
     return output
+
+
+def _xorriso(iso: Path, source: Path, files: dict[str, bytes]) -> None:
+    epoch = source_date_epoch()
+    argv: list[str | os.PathLike[str]] = [
+        "xorriso", "-no_rc", "-report_about", "SORRY", "-abort_on", "FAILURE",
+        "-outdev", f"stdio:{iso}",
+        "-volid", VOLUME_ID, "-joliet", "on", "-rockridge", "on",
+    ]  # fmt: skip
+    for name, content in sorted(files.items()):
+        path = source / name
+        path.write_bytes(content)
+        os.utime(path, (epoch, epoch))
+        argv += ["-map", path, f"/{name}"]
+    # Owners and modes from the host (uid, umask) must not leak into the image.
+    argv += [
+        "-chown_r", "0", "/", "--", "-chgrp_r", "0", "/", "--",
+        "-chmod_r", "a+r,go-w", "/", "--",
+        "-commit",
+    ]  # fmt: skip
+    # With SOURCE_DATE_EPOCH xorriso pins volume dates, the volume uuid and "now".
+    proc.run(argv, env={"SOURCE_DATE_EPOCH": str(epoch)})

@@ -23,7 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cairn import log, proc
+from cairn import atomic, log, proc
+from cairn.arch import host_machine
 from cairn.errors import CairnError
 from cairn.run import accel as accel_mod
 from cairn.run import firmware as firmware_mod
@@ -216,7 +217,9 @@ def _network(plan: QemuPlan) -> list[str]:
 def prepare(spec: MachineSpec) -> QemuPlan:
     """Resolve ``spec`` against the host: boot files, binary, state, disks, firmware, accel."""
     target = detect(spec.path, force=spec.boot)
-    arch = normalise_arch(spec.arch) if spec.arch else accel_mod.host_arch()
+    if spec.boot_chart is not None:
+        atomic.check_directory(spec.boot_chart.parent)  # fail now, not after the boot
+    arch = normalise_arch(spec.arch) if spec.arch else host_machine()
     binary = _qemu_binary(spec.qemu, arch)
     state = resolve(spec.state, target.prefix)
     state.create()

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cairn.arch import machine_name
 from cairn.errors import UsageError
 
 # qemu's names for the disk image formats Cairn writes or accepts; "vhd" is LinuxKit's name.
@@ -173,13 +174,14 @@ class Networking:
         )
 
 
-ARCHES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
+# The guests `cairn run` can boot, by their kernel (and qemu) names.
+ARCHES = ("x86_64", "aarch64")
 
 
 def normalise_arch(name: str) -> str:
     """``x86_64`` or ``aarch64`` (``amd64``/``arm64`` accepted); others are a usage error."""
-    arch = ARCHES.get(name.lower())
-    if arch is None:
+    arch = machine_name(name)
+    if arch not in ARCHES:
         raise UsageError(
             f"unsupported --arch {name!r}", hint="use x86_64 (amd64) or aarch64 (arm64)"
         )

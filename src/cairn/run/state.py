@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from cairn import atomic
 from cairn.errors import CairnError
 from cairn.run.spec import PortForward
 
@@ -124,13 +125,12 @@ class StateDir:
         except FileNotFoundError:
             pass
         value = make()
-        path.write_text(f"{value}\n")
+        atomic.write_bytes(path, f"{value}\n".encode())
         return value
 
     def write_info(self, info: RunInfo) -> None:
-        tmp = self.info_file.with_name(".run.json.tmp")
-        tmp.write_text(info.to_json())
-        tmp.replace(self.info_file)
+        """Record ``info`` in run.json (replaced whole: a reader never sees half of it)."""
+        atomic.write_bytes(self.info_file, info.to_json().encode())
 
     def read_info(self) -> RunInfo | None:
         try:

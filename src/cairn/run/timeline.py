@@ -16,7 +16,6 @@ bytes for the same timeline.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
+from cairn import atomic, log
 from cairn.run.state import StateDir
 
 FORMAT = 1
@@ -91,6 +91,7 @@ class Watcher:
     _rebooted: bool = False
     _changed: bool = False
     _last_event: float = 0.0
+    _unwritable: set[Path] = field(default_factory=set)
 
     def poll(self) -> bool:
         """Read new console output; True when new events came."""
@@ -150,19 +151,19 @@ class Watcher:
             return
         self._changed = False
         data = self.timeline()
-        _write_atomic(self.state.boot_timeline, json.dumps(data, indent=2) + "\n")
+        self._write(self.state.boot_timeline, json.dumps(data, indent=2) + "\n")
         if self.chart_path is not None:
-            _write_atomic(self.chart_path, chart(data))
+            self._write(self.chart_path, chart(data))
 
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(text)
-        tmp.replace(path)
-    except OSError:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+    def _write(self, path: Path, text: str) -> None:
+        # The VM matters more than its timeline: a file that cannot be written (a full
+        # disk) is said once and the boot goes on; the next change tries again.
+        try:
+            atomic.write_bytes(path, text.encode())
+        except OSError as exc:
+            if path not in self._unwritable:
+                self._unwritable.add(path)
+                log.warn("cannot write %s: %s", path, exc.strerror or exc)
 
 
 def timeline(events: list[Event], started: float, kernel_start: float | None) -> dict[str, Any]:

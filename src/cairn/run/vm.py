@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import fcntl
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from cairn import log, proc
+from cairn import atomic, log, proc
 from cairn.errors import CairnError
 from cairn.run import qmp, timeline
 from cairn.run.spec import PortForward
@@ -58,6 +60,7 @@ def _remove_stale(state: StateDir) -> None:
     for path in (state.qmp_socket, state.pidfile, state.console_log, state.boot_timeline):
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
+    atomic.remove_stale(state.root)  # what a killed Cairn was writing there
 
 
 def _die_with_parent() -> None:
@@ -156,6 +159,29 @@ def _terminate(pid: int, alive: Callable[[], bool]) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
+def _spawn(
+    state: StateDir, argv: Sequence[str], info: RunInfo, **popen: Any
+) -> subprocess.Popen[bytes]:
+    """Start qemu in a session of its own, in the state directory, and record it in run.json
+    (``info`` completed with its pid, command line and start time). ``popen`` says where
+    its standard streams go."""
+    _remove_stale(state)
+    log.debug("$ %s", shlex.join(argv))
+    try:
+        process = subprocess.Popen(list(argv), cwd=state.root, start_new_session=True, **popen)
+    except OSError as exc:
+        raise CairnError(f"cannot start {argv[0]}: {exc.strerror}") from exc
+    try:
+        state.write_info(
+            dataclasses.replace(info, pid=process.pid, argv=tuple(argv), started=time.time())
+        )
+    except BaseException:
+        process.kill()  # a VM no state directory knows of could not be stopped
+        process.wait()
+        raise
+    return process
+
+
 @contextlib.contextmanager
 def _stop_signals(stopper: _Stopper) -> Iterator[None]:
     wanted = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -183,25 +209,13 @@ def run_foreground(
     and 1 when qemu had to be killed because the guest ignored the power button. Meanwhile
     STATE/boot-timeline.json (and the SVG ``chart``) follow the boot.
     """
-    _remove_stale(state)
     terminal = _Terminal()
-    log.debug("$ %s", " ".join(argv))
     started = time.time()
-    try:
-        process = subprocess.Popen(
-            list(argv),
-            cwd=state.root,
-            stdin=None if _owns_terminal_input() else subprocess.DEVNULL,
-            start_new_session=True,
-            preexec_fn=_die_with_parent,
-        )
-    except OSError as exc:
-        raise CairnError(f"cannot start {argv[0]}: {exc.strerror}") from exc
-    state.write_info(
-        RunInfo(
-            process.pid, tuple(argv), publish, detached=False, started=time.time(), target=target
-        )
-    )
+    process = _spawn(
+        state, argv, RunInfo(0, publish=publish, detached=False, target=target),
+        stdin=None if _owns_terminal_input() else subprocess.DEVNULL,
+        preexec_fn=_die_with_parent,
+    )  # fmt: skip
     watcher = timeline.Watcher(state, timeline.process_start(process.pid) or started, chart)
     stopper = _Stopper(process, state, grace)
     deadline = time.monotonic() + timeout if timeout else None
@@ -251,21 +265,11 @@ def start_detached(
 ) -> int:
     """Start qemu in the background and return its pid once the VM is running. A helper
     process follows the boot into STATE/boot-timeline.json (and the SVG ``chart``)."""
-    _remove_stale(state)
-    log.debug("$ %s", " ".join(argv))
     with open(state.qemu_log, "wb") as errors:
-        try:
-            process = subprocess.Popen(
-                list(argv), cwd=state.root, stdin=subprocess.DEVNULL, stdout=errors,
-                stderr=errors, start_new_session=True,
-            )  # fmt: skip
-        except OSError as exc:
-            raise CairnError(f"cannot start {argv[0]}: {exc.strerror}") from exc
-    state.write_info(
-        RunInfo(
-            process.pid, tuple(argv), publish, detached=True, started=time.time(), target=target
-        )
-    )
+        process = _spawn(
+            state, argv, RunInfo(0, publish=publish, detached=True, target=target),
+            stdin=subprocess.DEVNULL, stdout=errors, stderr=errors,
+        )  # fmt: skip
     deadline = time.monotonic() + _START_TIMEOUT
     while True:
         returncode = process.poll()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import stat
 import subprocess
 from pathlib import Path
@@ -16,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.fixtures import env
 from tests.fixtures.machines import PKG, cairn
 
 METADATA = PKG / "metadata"
@@ -24,8 +24,8 @@ BUSYBOX = Path("/bin/busybox")
 
 def busybox_sh(script: str, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     """Run ``script`` in busybox sh with lib.sh sourced (and TREE_JQ set)."""
-    if not BUSYBOX.exists() or not shutil.which("jq"):
-        pytest.skip("needs busybox (busybox-static) and jq")
+    env.need_file(BUSYBOX, "busybox-static")
+    env.need_tool("jq")
     return subprocess.run(
         [str(BUSYBOX), "sh", "-c", f'. "{METADATA}/lib.sh"; {script}', "sh", *args],
         input=stdin, capture_output=True, text=True, timeout=60,
@@ -67,8 +67,7 @@ def laid_out(root: Path) -> dict[str, tuple[str, int, str]]:
 
 @pytest.mark.parametrize("script", ["metadata", "lib.sh"])
 def test_script_parses_in_busybox_sh(script: str) -> None:
-    if not BUSYBOX.exists():
-        pytest.skip("busybox is not installed")
+    env.need_file(BUSYBOX, "busybox-static")
     result = subprocess.run([str(BUSYBOX), "sh", "-n", str(METADATA / script)], capture_output=True)
     assert result.returncode == 0, result.stderr
 
@@ -229,8 +228,8 @@ def test_any_tree_is_laid_out_as_linuxkit_would(
 
 
 def test_cidata_picks_cidata_labelled_iso_and_fat_file_systems(tmp_path: Path) -> None:
-    if not shutil.which("blkid") or not shutil.which("mkfs.vfat"):
-        pytest.skip("needs blkid (util-linux) and mkfs.vfat (dosfstools)")
+    env.need_tool("blkid", "util-linux")
+    env.need_tool("mkfs.vfat")
     iso = tmp_path / "data.iso"
     made = cairn("metadata", "create", iso, '{"a": {"content": "b"}}')
     assert made.returncode == 0, made.stderr

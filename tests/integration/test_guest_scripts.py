@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from cairn import guest
 from cairn.fs import Kind
+from tests.fixtures import env
 from tests.fixtures.guestimage import init_items
 
 ROOTFS = Path(guest.__file__).parent / "rootfs"
@@ -25,9 +26,7 @@ BUSYBOX = Path("/bin/busybox")
 
 
 def busybox() -> str:
-    if not BUSYBOX.exists():
-        pytest.skip("busybox is not installed")
-    return str(BUSYBOX)
+    return str(env.need_file(BUSYBOX, "busybox-static"))
 
 
 def awk(
