@@ -263,7 +263,9 @@ def _write_meta(encoder: _Encoder, out: TextIO) -> None:
     dump = json.JSONEncoder().encode
     out.write('{"files": [')
     for n, f in enumerate(encoder.files):
-        out.write(("" if n == 0 else ", ") + dump([f.path, f.size, f.sha1, f.sha256, f.source]))
+        # dump([path, size, sha1, sha256, source]), spelled out: hex digests need no escaping
+        row = f'[{dump(f.path)}, {f.size}, "{f.sha1}", "{f.sha256}", {dump(f.source)}]'
+        out.write(row if n == 0 else ", " + row)
     apk_db = base64.b64encode(encoder.apk_db).decode() if encoder.apk_db else None
     rest = {"symlinks": encoder.symlinks, "shared": encoder.shared, "apk_db": apk_db}
     out.write("], " + dump(rest)[1:])

@@ -40,7 +40,11 @@ def reading(where: str) -> Iterator[None]:
     try:
         yield
     except compress.read_errors() as exc:
-        raise CairnError(f"{where}: the layer is not a valid tar archive: {exc}") from exc
+        raise _invalid(where, exc) from exc
+
+
+def _invalid(where: str, exc: BaseException) -> CairnError:
+    return CairnError(f"{where}: the layer is not a valid tar archive: {exc}")
 
 
 class _Data(compress.StreamWrapper):
@@ -51,8 +55,10 @@ class _Data(compress.StreamWrapper):
         self._where = where
 
     def read(self, size: int = -1, /) -> bytes:
-        with reading(self._where):
+        try:
             return self._inner.read(size)
+        except compress.read_errors() as exc:  # as reading() does, without its cost per read
+            raise _invalid(self._where, exc) from exc
 
 
 def open_layer(stream: IO[bytes]) -> tarfile.TarFile:
@@ -72,6 +78,8 @@ class _Above:
 
     def killed(self, path: str, kind: Kind, layer: int) -> bool:
         """Whether the entry ``path`` of ``layer`` is hidden by some layer above it."""
+        if not (self.whiteout or self.opaque or self.present):
+            return False  # nothing above (the top layer, or a one-layer image)
         if self.whiteout.get(path, -1) > layer or self.nondir.get(path, -1) > layer:
             return True
         if kind is not Kind.DIR and self.present.get(path, -1) > layer:
@@ -97,8 +105,10 @@ def _members(layer: tarfile.TarFile, where: str) -> Iterator[tuple[tarfile.TarIn
     """The layer's members with cleaned names; unsafe names raise."""
     members = iter(layer)
     while True:
-        with reading(where):
+        try:
             member = next(members, None)
+        except compress.read_errors() as exc:
+            raise _invalid(where, exc) from exc
         if member is None:
             return
         path = clean(member.name)
@@ -144,7 +154,8 @@ def _opened(stream: IO[bytes], where: str) -> Iterator[tarfile.TarFile]:
 
 
 class _Guard:
-    """Refuses entries that would pass through a symlink or link outside the image."""
+    """Refuses entries that would pass through a symlink or link outside the image, and
+    makes the directories a layer names files in without listing them."""
 
     def __init__(self, where: str) -> None:
         self.where = where
@@ -152,26 +163,56 @@ class _Guard:
         self.emitted: dict[str, Kind] = {}
         self.dirs: set[str] = set()
         self.placeholders: set[str] = set()
+        # The last parent directory found safe (every ancestor a real directory, none a
+        # symlink): most entries share their parent with the entry before them.
+        self._ready = ""
 
-    def check(self, entry: Entry) -> None:
+    def admit(self, entry: Entry) -> Iterator[Item]:
+        """Check ``entry``, yield the placeholder directories it needs, and record it."""
+        parent = entry.path.rpartition("/")[0]
+        if parent and parent != self._ready:
+            yield from self._prepare(entry)
+            self._ready = parent
+        if entry.kind is Kind.SYMLINK and entry.path in self.dirs:
+            raise CairnError(
+                f"{self.where}: symlink {entry.path!r} replaces a directory that already has "
+                "entries; refusing the image"
+            )
+        self._record(entry)
+
+    def _prepare(self, entry: Entry) -> Iterator[Item]:
         for ancestor in parents(entry.path):
             if ancestor in self.symlinks:
                 raise CairnError(
                     f"{self.where}: entry {entry.path!r} passes through the symlink "
                     f"{ancestor!r}; refusing the image"
                 )
-        if entry.kind is Kind.SYMLINK and entry.path in self.dirs:
-            raise CairnError(
-                f"{self.where}: symlink {entry.path!r} replaces a directory that already has "
-                "entries; refusing the image"
-            )
-
-    def record(self, entry: Entry) -> None:
-        self.emitted[entry.path] = entry.kind
-        if entry.kind is Kind.SYMLINK:
-            self.symlinks.add(entry.path)
-        for ancestor in parents(entry.path):
+            kind = self.emitted.get(ancestor)
+            if kind is None:
+                # A layer may name a file before (or without) its directory; the kernel's
+                # unpacker cannot create parents on its own, so a plain directory stands in
+                # until the real one.
+                placeholder = Entry(ancestor, Kind.DIR, 0o755, mtime=entry.mtime,
+                                    layer=entry.layer)  # fmt: skip
+                self._record(placeholder)
+                self.placeholders.add(ancestor)
+                yield placeholder, None
+            elif kind is not Kind.DIR:
+                raise CairnError(
+                    f"{self.where}: entry {entry.path!r} is inside {ancestor!r}, which is not "
+                    "a directory; refusing the image"
+                )
             self.dirs.add(ancestor)
+
+    def _record(self, entry: Entry) -> None:
+        path = entry.path
+        self.emitted[path] = entry.kind
+        if entry.kind is Kind.SYMLINK:
+            self.symlinks.add(path)
+        if entry.kind is not Kind.DIR and (
+            self._ready == path or self._ready.startswith(path + "/")
+        ):
+            self._ready = ""  # the safe directory, or one above it, is no directory now
 
 
 def flatten(layers: Sequence[LayerOpener], where: str) -> Iterator[Item]:
@@ -209,9 +250,7 @@ def flatten(layers: Sequence[LayerOpener], where: str) -> Iterator[Item]:
                     # everything else is out, or refuse if it never appears.
                     deferred.append(entry)
                     continue
-                guard.check(entry)
-                yield from _missing_parents(entry, guard)
-                guard.record(entry)
+                yield from guard.admit(entry)
                 if entry.kind is Kind.FILE:
                     data = layer.extractfile(member)
                     assert data is not None
@@ -224,23 +263,5 @@ def flatten(layers: Sequence[LayerOpener], where: str) -> Iterator[Item]:
                 f"{where}: hard link {entry.path!r} points at {entry.link!r}, which is not a "
                 "file of this image; refusing the image"
             )
-        guard.check(entry)
-        yield from _missing_parents(entry, guard)
-        guard.record(entry)
+        yield from guard.admit(entry)
         yield entry, None
-
-
-def _missing_parents(entry: Entry, guard: _Guard) -> Iterator[Item]:
-    # A layer may name a file before (or without) its directory; the kernel's unpacker
-    # cannot create parents on its own, so a plain directory stands in until the real one.
-    for ancestor in parents(entry.path):
-        if ancestor not in guard.emitted:
-            placeholder = Entry(ancestor, Kind.DIR, 0o755, mtime=entry.mtime, layer=entry.layer)
-            guard.record(placeholder)
-            guard.placeholders.add(ancestor)
-            yield placeholder, None
-        elif guard.emitted[ancestor] is not Kind.DIR:
-            raise CairnError(
-                f"{guard.where}: entry {entry.path!r} is inside {ancestor!r}, which is not a "
-                "directory; refusing the image"
-            )

@@ -111,13 +111,11 @@ def placed(
     ``resolv_symlink`` selects the init/volume treatment of ``etc/resolv.conf`` (a symlink)
     over the container one (a placeholder file).
     """
-    seen: dict[str, Kind] = {}
-    symlinks: set[str] = set()
+    seen: dict[str, Kind] = {}  # of the paths _TOUCH looks at, not of every entry
 
     def out(entry: Entry, data: Readable | None) -> Item:
-        seen[entry.path] = entry.kind
-        if entry.kind is Kind.SYMLINK:
-            symlinks.add(entry.path)
+        if entry.path in _WATCHED:
+            seen[entry.path] = entry.kind
         return entry.placed(prefix, source, location), data
 
     for entry, data in items:
@@ -132,10 +130,8 @@ def placed(
             yield out(entry, data)
 
     for path, kind, content in _TOUCH:
-        if path in seen or any(
-            p in symlinks or seen.get(p, Kind.DIR) is not Kind.DIR for p in parents(path)
-        ):
-            # Present already, or it would land through a symlink the image made.
+        if path in seen or any(seen.get(p, Kind.DIR) is not Kind.DIR for p in parents(path)):
+            # Present already, or it would land through a symlink (or file) the image made.
             continue
         entry = Entry(path, kind, 0o755 if kind is Kind.DIR else 0o644, mtime=epoch)
         if path == "etc/resolv.conf":
@@ -168,4 +164,7 @@ _TOUCH: tuple[tuple[str, Kind, bytes], ...] = (
     ("etc/resolv.conf", Kind.FILE, b""),
     ("proc", Kind.DIR, b""),
     ("sys", Kind.DIR, b""),
+)
+_WATCHED = frozenset(
+    {path for path, _, _ in _TOUCH} | {p for path, _, _ in _TOUCH for p in parents(path)}
 )

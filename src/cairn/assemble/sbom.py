@@ -154,19 +154,6 @@ def _debian_package(package_id: str, name: str, version: str, sha256: str) -> di
     }
 
 
-def _file(file_id: str, record: FileRecord) -> dict[str, Any]:
-    return {
-        "SPDXID": file_id,
-        "fileName": "./" + record.path,
-        "checksums": [
-            {"algorithm": "SHA1", "checksumValue": record.sha1},
-            {"algorithm": "SHA256", "checksumValue": record.sha256},
-        ],
-        "licenseConcluded": "NOASSERTION",
-        "copyrightText": "NOASSERTION",
-    }
-
-
 def sbom(images: Sequence[ImageRecord], files: Iterable[FileRecord], epoch: int) -> bytes:
     """The SPDX document for a build's images and (final, de-duplicated) files."""
     pieces: list[str] = []
@@ -182,22 +169,19 @@ def write_sbom(
 ) -> None:
     """Write the SPDX document piece by piece: the same bytes as one compact
     ``json.dumps`` of it, without ever holding more than one file's part."""
-    final: dict[str, FileRecord] = {}
-    for record in files:
-        final.pop(record.path, None)
-        final[record.path] = record
-    ordered = sorted(final.values(), key=lambda r: r.path)
-    del final
+    ordered = _final(files)
     packages, relationships, image_ids = _packages(images)
 
-    def body(dump: Callable[[Any], str], order: Sequence[str]) -> Iterator[str]:
+    def body(canonical: bool, order: Sequence[str]) -> Iterator[str]:
         # The body's three lists in ``order``, each element dumped on its own.
+        dump = _CANONICAL if canonical else _COMPACT
+
         def pieces(key: str) -> Iterator[str]:
             if key == "packages":
                 return map(dump, packages)
             if key == "files":
-                return (dump(_file(f"SPDXRef-File-{n}", r)) for n, r in enumerate(ordered))
-            return _all_relationships(relationships, ordered, image_ids, dump)
+                return (_file_json(n, r, canonical) for n, r in enumerate(ordered))
+            return _all_relationships(relationships, ordered, image_ids, canonical)
 
         for i, key in enumerate(order):
             yield ("," if i else "") + f'"{key}":['
@@ -206,9 +190,8 @@ def write_sbom(
             yield "]"
 
     namespace = hashlib.sha256()
-    canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
     namespace.update(b"{")
-    for piece in body(canonical, ("files", "packages", "relationships")):
+    for piece in body(True, ("files", "packages", "relationships")):
         namespace.update(piece.encode())
     namespace.update(b"}")
     head = {
@@ -225,11 +208,18 @@ def write_sbom(
     }
     # Compact: the SBOM lists every file, and pretty-printing it costs more than the rest
     # of a rebuild.
-    compact = json.JSONEncoder(separators=(",", ":")).encode
-    write(compact(head)[:-1] + ",")
-    for piece in body(compact, ("packages", "files", "relationships")):
+    write(_COMPACT(head)[:-1] + ",")
+    for piece in body(False, ("packages", "files", "relationships")):
         write(piece)
     write("}\n")
+
+
+def _final(files: Iterable[FileRecord]) -> list[FileRecord]:
+    """The last record of each path, in path order (a later segment's file replaces an
+    earlier one's). Sorted rather than collected in a dict: a build may hold millions."""
+    ordered = sorted(files, key=lambda r: r.path)  # stable: same paths keep build order
+    return [r for r, after in zip(ordered, [*ordered[1:], None], strict=False)
+            if after is None or after.path != r.path]  # fmt: skip
 
 
 def _packages(
@@ -255,10 +245,48 @@ def _all_relationships(
     fixed: Sequence[dict[str, str]],
     ordered: Sequence[FileRecord],
     image_ids: Mapping[str, str],
-    dump: Callable[[Any], str],
+    canonical: bool,
 ) -> Iterator[str]:
-    yield from map(dump, fixed)
+    yield from map(_CANONICAL if canonical else _COMPACT, fixed)
     for n, record in enumerate(ordered):
         owner = image_ids.get(record.source)
         if owner:
-            yield dump(_relationship(owner, "CONTAINS", f"SPDXRef-File-{n}"))
+            yield _contains_json(owner, n, canonical)
+
+
+# One compact JSON text per file and per file relationship, spelled out: the same text as
+# json.dumps of the dict (keys in insertion order, or sorted when canonical), several
+# times faster, and an SBOM may list millions of files. Ids and hex digests need no
+# escaping; paths go through the encoder.
+_COMPACT = json.JSONEncoder(separators=(",", ":")).encode
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
+
+
+def _file_json(n: int, record: FileRecord, canonical: bool) -> str:
+    name = _COMPACT("./" + record.path)
+    checksums = (
+        f'[{{"algorithm":"SHA1","checksumValue":"{record.sha1}"}},'
+        f'{{"algorithm":"SHA256","checksumValue":"{record.sha256}"}}]'
+    )
+    if canonical:
+        return (
+            f'{{"SPDXID":"SPDXRef-File-{n}","checksums":{checksums},'
+            f'"copyrightText":"NOASSERTION","fileName":{name},'
+            '"licenseConcluded":"NOASSERTION"}'
+        )
+    return (
+        f'{{"SPDXID":"SPDXRef-File-{n}","fileName":{name},"checksums":{checksums},'
+        '"licenseConcluded":"NOASSERTION","copyrightText":"NOASSERTION"}'
+    )
+
+
+def _contains_json(owner: str, n: int, canonical: bool) -> str:
+    if canonical:
+        return (
+            f'{{"relatedSpdxElement":"SPDXRef-File-{n}","relationshipType":"CONTAINS",'
+            f'"spdxElementId":"{owner}"}}'
+        )
+    return (
+        f'{{"spdxElementId":"{owner}","relationshipType":"CONTAINS",'
+        f'"relatedSpdxElement":"SPDXRef-File-{n}"}}'
+    )
