@@ -17,8 +17,7 @@ from typing import Any
 
 import pytest
 
-from cairn import guest
-from cairn.formats import elf
+from cairn import elf, guest
 from cairn.oci.store import Store
 from cairn.pkg.build import Options, Result, build_packages, lay_out
 from cairn.pkg.image import CONFIG_LABEL, PACKAGES_LABEL

@@ -437,15 +437,3 @@ def _imports(path: Path) -> set[str]:
             found.add(node.module)
             found.update(f"{node.module}.{alias.name}" for alias in node.names)
     return found
-
-
-def test_oci_imports_nothing_from_assemble_or_formats() -> None:
-    modules = sorted((SRC / "oci").glob("*.py"))
-    assert len(modules) > 5
-    for module in modules:
-        wrong = [
-            name for name in _imports(module)
-            if name.startswith(("cairn.assemble", "cairn.formats"))
-            or name in ("cairn.assemble", "cairn.formats")
-        ]  # fmt: skip
-        assert wrong == [], f"{module.name} imports {wrong}"

@@ -123,12 +123,22 @@ def test_a_package_whose_build_yml_has_problems_is_reported_at_the_template(
     tmp_path: Path,
 ) -> None:
     package = make_package(tmp_path / "pkg" / "init", "init")
-    (package / "build.yml").write_text("image: init\nnetwork: true\n")
+    (package / "build.yml").write_text("image: init\ntag: 5\n")
     yaml = write_yaml(tmp_path, 'init:\n  - "@pkg:./pkg/init"\n')
     with pytest.raises(ConfigError) as info:
         load([yaml])
     assert {p.position for p in info.value.problems} == {Position(yaml, 2, 5)}
-    assert f"{package / 'build.yml'}:2:1: network: unknown key 'network'" in str(info.value)
+    assert f"{package / 'build.yml'}:2:6: tag: expected a string" in str(info.value)
+
+
+def test_a_linuxkit_package_cairn_cannot_build_still_names_its_image(tmp_path: Path) -> None:
+    # A LinuxKit package with a Dockerfile: Cairn does not build it, but the YAML naming it
+    # still resolves, to the image a user brings in with `cairn cache import`.
+    package = make_package(tmp_path / "pkg" / "init", "init")
+    (package / "build.yml").write_text("image: init\nnetwork: true\nconfig: {pid: host}\n")
+    (package / "Dockerfile").write_text("FROM scratch\n")
+    config = load([write_yaml(tmp_path, 'init:\n  - "@pkg:./pkg/init"\n')])
+    assert config.init[0].image.startswith("docker.io/linuxkit/init:")
 
 
 def test_without_a_package_tagger_a_template_is_an_error(tmp_path: Path) -> None:

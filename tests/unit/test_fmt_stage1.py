@@ -7,7 +7,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from cairn.formats import elf, stage1
+from cairn import elf
+from cairn.formats import stage1
 from tests.fixtures import assets, env
 
 EPOCH = 1492533000

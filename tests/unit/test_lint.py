@@ -4,7 +4,6 @@ from pkg/."""
 
 from __future__ import annotations
 
-import ast
 import shutil
 import subprocess
 import sys
@@ -58,24 +57,3 @@ def test_shellcheck_covers_every_shell_script_of_the_guest_and_the_packages() ->
                 wanted.add(str(path.relative_to(ROOT)))
     assert checked == wanted
     assert {"src/cairn/guest/stage1/init", "src/cairn/guest/rootfs/usr/lib/cairn/lib.sh"} <= checked
-
-
-def _imports(path: Path) -> set[str]:
-    """Every module ``path`` imports, spelled out (``from cairn import pkg`` -> ``cairn.pkg``)."""
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            found.add(node.module)
-            found.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return found
-
-
-def test_config_imports_nothing_from_pkg() -> None:
-    # pkg/ reads build.yml with config's parser and schema; config gets package tags handed
-    # in (config.load.load(..., package_tag=...)), so the two never import each other.
-    config = ROOT / "src" / "cairn" / "config"
-    for path in sorted(config.rglob("*.py")):
-        wrong = sorted(m for m in _imports(path) if m == "cairn.pkg" or m.startswith("cairn.pkg."))
-        assert not wrong, f"{path.relative_to(ROOT)} imports {', '.join(wrong)}"

@@ -19,11 +19,10 @@ from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 
-from cairn import log
+from cairn import elf, log
 from cairn.compress import reader, writer
 from cairn.cpio import CpioWriter
 from cairn.errors import CairnError
-from cairn.formats import elf
 from cairn.formats.stage import real_path
 from cairn.fs import Entry, Kind
 

@@ -171,6 +171,34 @@ def _ask_helper(helper: str, server: str) -> Credentials | None:
     return Credentials(user, secret)
 
 
+def _token_request(
+    http: httpx.Client,
+    realm: str,
+    service: str,
+    scopes: list[str],
+    credentials: Credentials | None,
+) -> httpx.Request:
+    """OAuth2's refresh-token POST for an identity token, else the GET of the token spec
+    (with Basic credentials when there are some, anonymous otherwise)."""
+    if credentials and credentials.identity_token:
+        form = {
+            "grant_type": "refresh_token",
+            "refresh_token": credentials.identity_token,
+            "service": service,
+            "scope": " ".join(scopes),
+            "client_id": "cairn",
+        }
+        return http.build_request("POST", realm, data=form)
+    params: list[tuple[str, str | int | float | bool | None]] = (
+        [("service", service)] if service else []
+    )
+    params += [("scope", s) for s in scopes]
+    request = http.build_request("GET", realm, params=params)
+    if credentials:
+        request.headers["Authorization"] = credentials.basic()
+    return request
+
+
 class AuthFailed(CairnError):
     """The token service or registry refused the credentials (or anonymous access)."""
 
@@ -197,24 +225,8 @@ def fetch_token(
             f"{subject}: the registry's bearer challenge is over {MAX_CHALLENGE} characters "
             "long; refusing it"
         )
+    request = _token_request(http, realm, service, scope_list, credentials)
     try:
-        if credentials and credentials.identity_token:
-            form = {
-                "grant_type": "refresh_token",
-                "refresh_token": credentials.identity_token,
-                "service": service,
-                "scope": " ".join(scope_list),
-                "client_id": "cairn",
-            }
-            request = http.build_request("POST", realm, data=form)
-        else:
-            params: list[tuple[str, str | int | float | bool | None]] = (
-                [("service", service)] if service else []
-            )
-            params += [("scope", s) for s in scope_list]
-            request = http.build_request("GET", realm, params=params)
-            if credentials:
-                request.headers["Authorization"] = credentials.basic()
         response = http.send(request, stream=True)
         try:
             body = read_limited(

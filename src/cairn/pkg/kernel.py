@@ -23,9 +23,8 @@ import io
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from cairn import compress, log
+from cairn import compress, elf, log
 from cairn.errors import CairnError, Position
-from cairn.formats import elf
 from cairn.fs import Entry, Kind, Readable, parents
 from cairn.pkg.spec import KernelSpec
 from cairn.pkg.tree import Tree, glob_regex

@@ -228,6 +228,8 @@ FILE_KEYS: dict[str, Check] = {
     "gid": _is_int,
 }
 KERNEL_KEYS: dict[str, Check] = {"modules": _is_strings}
+# What names a package (its tag), as opposed to what goes into its image.
+IDENTITY_KEYS = ("image", "org", "tag", "arches", "extra-sources")
 IMAGE_CONFIG_KEYS: dict[str, Check] = {
     "entrypoint": _is_strings,
     "cmd": _is_strings,
@@ -253,12 +255,20 @@ class _Checker:
         self.problems.append(Problem(where, key_path(path), message))
 
     def section(
-        self, value: Mapping[str, Any], table: Mapping[str, Check], path: KeyPath
+        self,
+        value: Mapping[str, Any],
+        table: Mapping[str, Check],
+        path: KeyPath,
+        *,
+        others: bool = False,
     ) -> dict[str, Any]:
-        """The keys of ``value`` that exist in ``table`` and pass its check."""
+        """The keys of ``value`` that exist in ``table`` and pass its check; keys not in
+        ``table`` are problems unless ``others`` allows them."""
         good: dict[str, Any] = {}
         for key, item in value.items():
             check = table.get(key)
+            if check is None and others:
+                continue
             if check is None:
                 hint = _DOCKER_ONLY.get(key) if not path else None
                 close = difflib.get_close_matches(key, list(table), n=1)
@@ -273,8 +283,12 @@ class _Checker:
         return good
 
 
-def load(directory: Path) -> PackageSpec:
-    """Read and check ``directory/build.yml``; every problem is reported with file:line."""
+def load(directory: Path, *, identity_only: bool = False) -> PackageSpec:
+    """Read and check ``directory/build.yml``; every problem is reported with file:line.
+
+    ``identity_only`` reads only what names the package (image, org, tag, arches,
+    extra-sources), so that a LinuxKit package Cairn cannot build (a Dockerfile) still has
+    its tag for a ``@pkg:`` template."""
     file = directory / BUILD_YML
     try:
         text = file.read_text(encoding="utf-8")
@@ -282,19 +296,38 @@ def load(directory: Path) -> PackageSpec:
         raise CairnError(f"no {BUILD_YML} in {directory}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise CairnError(f"cannot read {file}: {exc}") from exc
-    return parse(text, directory, file=str(file))
+    return parse(text, directory, file=str(file), identity_only=identity_only)
 
 
-def parse(text: str, directory: Path, *, file: str | None = None) -> PackageSpec:
-    """Parse build.yml ``text`` of the package in ``directory`` (sources are checked there)."""
+def parse(
+    text: str, directory: Path, *, file: str | None = None, identity_only: bool = False
+) -> PackageSpec:
+    """Parse build.yml ``text`` of the package in ``directory`` (sources are checked there);
+    ``identity_only`` as for :func:`load`."""
     parsed = parse_yaml(text, file or str(directory / BUILD_YML))
     data = parsed.data if parsed.data is not None else {}
     if not isinstance(data, dict):
         raise CairnError(f"{BUILD_YML} must be a mapping", position=parsed.position(()))
     check = _Checker(parsed)
-    top = check.section(data, TOP_KEYS, ())
+    table = {k: TOP_KEYS[k] for k in IDENTITY_KEYS} if identity_only else TOP_KEYS
+    top = check.section(data, table, (), others=identity_only)
     if "image" not in top and "image" not in data:
         check.add((), "the image field is required")
+    identity = {
+        "directory": directory,
+        "image": top.get("image", ""),
+        "org": top.get("org", DEFAULT_ORG),
+        "tag": top.get("tag", DEFAULT_TAG),
+        "arches": _arches(check, top),
+        "extra_sources": _extra_sources(check, directory, top.get("extra-sources", [])),
+    }
+    if identity_only:
+        raise_problems(check.problems, hint=f"see docs/packages.md for the {BUILD_YML} format")
+        return PackageSpec(**identity)
+    return _build_parts(check, top, data, identity)
+
+
+def _arches(check: _Checker, top: Mapping[str, Any]) -> tuple[str, ...]:
     arches = tuple(top.get("arches", DEFAULT_ARCHES))
     for i, arch in enumerate(arches):
         if arch not in KNOWN_ARCHES:
@@ -302,22 +335,22 @@ def parse(text: str, directory: Path, *, file: str | None = None) -> PackageSpec
                       f"{', '.join(KNOWN_ARCHES)})")  # fmt: skip
     if "arches" in top and not arches:
         check.add(("arches",), "at least one architecture is needed")
-    extra = _extra_sources(check, directory, top.get("extra-sources", []))
+    return arches
+
+
+def _build_parts(
+    check: _Checker, top: Mapping[str, Any], data: Mapping[str, Any], identity: dict[str, Any]
+) -> PackageSpec:
+    """The rest of build.yml: what goes into the image and how."""
     debian = _debian(check, top["debian"]) if "debian" in top else None
     files = tuple(
         spec
         for i, entry in enumerate(top.get("files", []))
-        for spec in _files(check, directory, extra, entry, ("files", i))
-    )
-    kernel = None
-    if "kernel" in top:
-        section = check.section(top["kernel"], KERNEL_KEYS, ("kernel",))
-        modules = section.get("modules")
-        kernel = KernelSpec(
-            parsed.position(("kernel",)),
-            tuple(modules) if modules else None,
-            tuple(parsed.position(("kernel", "modules", i)) for i in range(len(modules or ()))),
+        for spec in _files(
+            check, identity["directory"], identity["extra_sources"], entry, ("files", i)
         )
+    )
+    kernel = _kernel(check, top["kernel"]) if "kernel" in top else None
     config = _label(check, top["config"], top.get("image", "")) if "config" in top else None
     image_config = _image_config(check, top.get("image-config", {}))
     for key in ("remove", "keep", "setuid"):
@@ -330,12 +363,7 @@ def parse(text: str, directory: Path, *, file: str | None = None) -> PackageSpec
         check.add(("kernel",), "a kernel section needs the kernel's Debian package in `debian`")
     raise_problems(check.problems, hint=f"see docs/packages.md for the {BUILD_YML} format")
     return PackageSpec(
-        directory=directory,
-        image=top["image"],
-        org=top.get("org", DEFAULT_ORG),
-        tag=top.get("tag", DEFAULT_TAG),
-        arches=arches,
-        extra_sources=extra,
+        **identity,
         gitrepo=top.get("gitrepo", ""),
         debian=debian,
         files=files,
@@ -345,6 +373,17 @@ def parse(text: str, directory: Path, *, file: str | None = None) -> PackageSpec
         kernel=kernel,
         config=config,
         image_config=image_config,
+    )
+
+
+def _kernel(check: _Checker, value: Mapping[str, Any]) -> KernelSpec:
+    section = check.section(value, KERNEL_KEYS, ("kernel",))
+    modules = section.get("modules")
+    where = check.parsed.position
+    return KernelSpec(
+        where(("kernel",)),
+        tuple(modules) if modules else None,
+        tuple(where(("kernel", "modules", i)) for i in range(len(modules or ()))),
     )
 
 
@@ -415,21 +454,8 @@ def _files(
         check.add(path, "give exactly one of: " + ", ".join(_FILE_KINDS))
         return []
     kind = kinds[0]
-    targets = [entry["path"]] if "path" in entry else entry["paths"]
-    if not targets:
-        check.add((*path, "paths"), "list at least one path")
-    cleaned = []
-    for i, text in enumerate(targets):
-        key = (*path, "path") if "path" in entry else (*path, "paths", i)
-        target = text.strip("/")
-        parts = target.split("/")
-        # Only a directory source may be copied to the root itself (path: /).
-        root_ok = not target and kind == "source"
-        if (not target and not root_ok) or (target and {"..", ".", ""} & set(parts)):
-            check.add(key, f"{text!r} is not a clean path inside the image")
-        else:
-            cleaned.append(target)
-    if len(cleaned) != len(targets):
+    cleaned = _targets(check, entry, kind, path)
+    if cleaned is None:
         return []
     mode = entry.get("mode")
     common: dict[str, Any] = {
@@ -462,6 +488,27 @@ def _files(
         return []
     kind = "tree" if source.is_dir() else "file"
     return [PackageFile(t, kind, source=source, **common) for t in cleaned]
+
+
+def _targets(
+    check: _Checker, entry: Mapping[str, Any], kind: str, path: KeyPath
+) -> list[str] | None:
+    """The entry's ``path`` (or ``paths``) cleaned, or None if one is not a clean path."""
+    targets = [entry["path"]] if "path" in entry else entry["paths"]
+    if not targets:
+        check.add((*path, "paths"), "list at least one path")
+    cleaned = []
+    for i, text in enumerate(targets):
+        key = (*path, "path") if "path" in entry else (*path, "paths", i)
+        target = text.strip("/")
+        parts = target.split("/")
+        # Only a directory source may be copied to the root itself (path: /).
+        root_ok = not target and kind == "source"
+        if (not target and not root_ok) or (target and {"..", ".", ""} & set(parts)):
+            check.add(key, f"{text!r} is not a clean path inside the image")
+        else:
+            cleaned.append(target)
+    return cleaned if len(cleaned) == len(targets) else None
 
 
 def _source(

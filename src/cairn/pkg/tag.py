@@ -53,10 +53,12 @@ def show_tag(directory: Path, *, canonical: bool = False, org: str | None = None
 def template_tag(directory: Path) -> str:
     """What ``@pkg:DIRECTORY`` in a YAML file becomes: the package's canonical tag.
 
-    The YAML loader takes it as a parameter (``cairn.config.load.load(...,
+    Only what names the package is read, so that a LinuxKit package Cairn cannot build
+    (one with a Dockerfile) still resolves, to an image brought in with ``cairn cache
+    import``. The YAML loader takes this as a parameter (``cairn.config.load.load(...,
     package_tag=template_tag)``), so that config/ does not import pkg/.
     """
-    return show_tag(directory, canonical=True)
+    return package_tag(load(directory, identity_only=True), canonical=True)
 
 
 def combine_hashes(hashes: list[str]) -> str:

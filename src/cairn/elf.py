@@ -1,4 +1,5 @@
-"""Just enough ELF reading for the stage-1 initrd: module info and dynamic dependencies.
+"""Just enough ELF reading for kernel modules and programs: module info and dynamic
+dependencies (the kernel package and the stage-1 initrd use it).
 
 64-bit little-endian ELF only (x86_64, the architecture boot media are built for).
 """
