@@ -7,4 +7,4 @@ __version__ = "0.1.0"
 
 # Bumped whenever a change alters the bytes Cairn writes for the same inputs; it is part
 # of every segment cache key, so stale cached segments are never reused.
-FORMAT_VERSION = "2"
+FORMAT_VERSION = "3"

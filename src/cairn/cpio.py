@@ -127,7 +127,8 @@ class CpioWriter:
     def add(self, entry: Entry, data: Readable | None) -> None:
         """Append one entry; a regular file's data is streamed from ``data``."""
         self.check(entry)
-        name = entry.path.encode("utf-8", "surrogateescape")
+        # The root ("" in an image's tree) is ".": the kernel gives "/" its mode and owner.
+        name = entry.path.encode("utf-8", "surrogateescape") or b"."
         kind, link = entry.kind, entry.link
         if kind is Kind.HARDLINK:
             kind, link = Kind.SYMLINK, relative_link(entry.path, entry.link)

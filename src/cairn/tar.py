@@ -114,7 +114,7 @@ class TarWriter:
     def add(self, entry: Entry, data: Readable | None) -> None:
         """Append one entry; a regular file's data is streamed from ``data``."""
         self.check(entry)
-        name = entry.path.encode("utf-8", "surrogateescape")
+        name = entry.path.encode("utf-8", "surrogateescape") or b"./"  # the root: "./"
         link = entry.link.encode("utf-8", "surrogateescape")
         size = entry.size if entry.kind is Kind.FILE else 0
         records: list[tuple[str, bytes]] = []

@@ -15,6 +15,7 @@ import pytest
 from cairn.cli import main
 from tests.fixtures import initrd
 from tests.fixtures.images import (
+    Dir,
     File,
     Hardlink,
     Symlink,
@@ -202,6 +203,34 @@ def test_init_resolv_conf_becomes_symlink(build: Build) -> None:
     listing = "\n".join(initrd.listing(out / "sys-initrd.img", verbose=True))
     assert "etc/resolv.conf -> /run/resolvconf/resolv.conf" in listing
     assert "bin/ln -> busybox" in listing  # a hard link becomes a relative symlink
+
+
+def test_every_symlink_cairn_makes_is_0777_like_ln_s(build: Build) -> None:
+    status, out = build(
+        "-f", "tar", extra="  - path: etc/localtime\n    symlink: /usr/share/zoneinfo/UTC\n"
+    )
+    assert status == 0
+    with tarfile.open(out / "sys.tar") as tar:
+        modes = {m.name: m.mode for m in tar if m.issym()}
+    assert modes["etc/localtime"] == 0o777  # files section, no mode given
+    assert modes["etc/mtab"] == 0o777  # added to the init image
+    assert modes["containers/services/getty/rootfs/etc/mtab"] == 0o777  # and to a bundle
+
+
+def test_the_init_images_root_is_the_machines_root_and_a_bundles_is_not(
+    tmp_path: Path, registry: Registry, images: dict[str, str]
+) -> None:
+    root = make_image({"./": Dir(mode=0o750, uid=7), "usr/": None, "usr/x": b"x"})
+    ref = root.push(registry, "test/root:1")
+    extra = tmp_path / "extra.yml"
+    extra.write_text(f"init:\n  - {ref}\nonboot:\n  - name: r\n    image: {ref}\n")
+    out = tmp_path / "out"
+    config = write_yaml(tmp_path, images)
+    assert main(["build", "-q", "--dir", str(out), "--name", "r", str(config), str(extra)]) == 0
+    entries = initrd.headers(out / "r-initrd.img")
+    assert (entries["."].mode & 0o7777, entries["."].uid) == (0o750, 7)  # what "/" becomes
+    bundle = "containers/onboot/001-r/lower"
+    assert (entries[bundle].mode & 0o7777, entries[bundle].uid) == (0o755, 0)
 
 
 @pytest.mark.parametrize("fmt", ["kernel+initrd", "tar", "tar-kernel-initrd", "docker"])

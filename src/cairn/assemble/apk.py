@@ -20,6 +20,6 @@ def union(databases: Sequence[bytes], epoch: int) -> Segment | None:
     """The segment holding the union of the init images' ``databases`` (None for < 2)."""
     if len(databases) < 2:
         return None
-    content = b"".join(db.rstrip(b"\n") + b"\n\n" for db in databases)
+    content = b"".join(db + b"\n\n" for db in databases)  # as LinuxKit joins them
     item = regular(DB, content, 0o644, mtime=epoch, source="LINUXKIT.apkinit", location="init")
     return static_segment(Role.APK, "init-apk", [item])

@@ -127,7 +127,9 @@ def _item(
     if spec.directory:
         return replace(base, kind=Kind.DIR), None
     if spec.symlink is not None:
-        return replace(base, kind=Kind.SYMLINK, link=spec.symlink), None
+        # What ln -s makes (Linux ignores a symlink's mode); LinuxKit writes 0600.
+        mode = base.mode if spec.mode else 0o777
+        return replace(base, kind=Kind.SYMLINK, mode=mode, link=spec.symlink), None
     if spec.contents is not None or spec.metadata is not None:
         content = (
             spec.contents.encode()

@@ -130,7 +130,10 @@ def _scan(opener: LayerOpener, index: int, above: _Above, where: str) -> None:
             elif base.startswith(_WHITEOUT):
                 target = f"{directory}/{base[len(_WHITEOUT) :]}".lstrip("/")
                 above.whiteout[target] = index
-            elif path:
+            elif not path:
+                if member.isdir():  # the image's root: the top-most one is kept
+                    above.top_dir.setdefault("", (index, _entry(member, path, where, index)))
+            else:
                 above.present[path] = index
                 entry = _entry(member, path, where, index)
                 if entry.kind is Kind.DIR:
@@ -231,6 +234,10 @@ def flatten(layers: Sequence[LayerOpener], where: str) -> Iterator[Item]:
         with opener() as stream, _opened(stream, layer_where) as layer:
             for member, path in _members(layer, layer_where):
                 if not path:
+                    # The image's root ("./"): its mode and owner are the tree's own, as in
+                    # LinuxKit. Only the top-most layer's counts.
+                    if member.isdir() and above.top_dir.get("", (index,))[0] <= index:
+                        yield _entry(member, path, layer_where, index), None
                     continue
                 base = path.rsplit("/", 1)[-1]
                 if base.startswith(_WHITEOUT):

@@ -120,7 +120,8 @@ def placed(
 
     for entry, data in items:
         path = entry.path
-        if path in _EXCLUDED:
+        if path in _EXCLUDED or (not path and prefix):
+            # A bundle's or volume's own directory is Cairn's (0755, root), not the image's.
             continue
         if path == "etc/hosts" and entry.kind is Kind.FILE:
             yield out(replace(entry, size=len(HOSTS)), io.BytesIO(HOSTS))
