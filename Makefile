@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test test-fast lint bench deps venv assets clean
+.PHONY: demo test test-fast fuzz lint bench deps venv assets clean
 
 deps:
 	scripts/install-deps
@@ -25,6 +25,11 @@ assets: deps venv
 
 test: deps venv assets
 	$(BIN)/pytest
+
+# The fuzzers of tests/fuzz with a long budget (CI runs them with a short one).
+FUZZ_EXAMPLES ?= 20000
+fuzz: venv
+	CAIRN_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -p no:cacheprovider tests/fuzz
 
 test-fast: venv
 	$(BIN)/pytest -m "not qemu and not network"

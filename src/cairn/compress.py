@@ -237,9 +237,26 @@ class _Prefixed(StreamWrapper):
         return data if len(data) == size else data + self._inner.read(size - len(data))
 
 
+class Guarded(StreamWrapper):
+    """A member's data inside an archive: a read that finds the archive damaged raises a
+    CairnError naming ``where`` (the archive and the member), not the library's error."""
+
+    def __init__(self, inner: _Source, where: str) -> None:
+        super().__init__(inner, owns=False)
+        self._where = where
+        self._errors = read_errors()
+
+    def read(self, size: int = -1, /) -> bytes:
+        try:
+            return self._inner.read(size)
+        except self._errors as exc:
+            raise CairnError(f"{self._where}: the archive is damaged: {exc}") from exc
+
+
 def read_errors() -> tuple[type[BaseException], ...]:
     """What reading a damaged (compressed) archive raises: each decompression library has
-    its own exception, and tarfile has its own."""
+    its own exception, and tarfile has its own (and, for malformed PAX numbers or GNU
+    sparse maps, plain ValueError and OverflowError)."""
     import lzma
     import tarfile
     import zlib
@@ -248,8 +265,8 @@ def read_errors() -> tuple[type[BaseException], ...]:
     from isal import isal_zlib
 
     isal_error = cast(type[BaseException], isal_zlib.error)  # typed as an instance in its stubs
-    return (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError,
-            zstandard.ZstdError, isal_error)  # fmt: skip
+    return (tarfile.TarError, OSError, EOFError, ValueError, OverflowError, zlib.error,
+            lzma.LZMAError, zstandard.ZstdError, isal_error)  # fmt: skip
 
 
 def _gzip_reader(stream: IO[bytes]) -> IO[bytes]:

@@ -160,6 +160,34 @@ MAX_MINOR = 0xFFFFF
 PATH_MAX = 4096  # with its NUL: the kernel skips longer names and symlink targets
 
 
+# What one archive (an image layer, the data of a .deb) may unpack to, counted from its
+# headers before any data is read: a few hundred bytes of sparse or compressed layer can
+# claim terabytes.
+MAX_ARCHIVE_BYTES = 16 << 30
+MAX_ARCHIVE_ENTRIES = 4_000_000
+
+
+class Budget:
+    """Counts one archive's entries and file bytes against :data:`MAX_ARCHIVE_BYTES` and
+    :data:`MAX_ARCHIVE_ENTRIES`; ``where`` names the archive in the error."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self.bytes = 0
+        self.entries = 0
+
+    def take(self, member: tarfile.TarInfo) -> None:
+        """Count ``member``; raise once the archive unpacks to more than allowed."""
+        self.entries += 1
+        self.bytes += max(member.size, 0) if member.isfile() else 0
+        if self.bytes > MAX_ARCHIVE_BYTES or self.entries > MAX_ARCHIVE_ENTRIES:
+            raise CairnError(
+                f"{self.where}: unpacks to more than {MAX_ARCHIVE_BYTES >> 30} GiB of files "
+                f"or {MAX_ARCHIVE_ENTRIES} entries (at {member.name!r}); refusing it",
+                hint="an archive this large is most likely a decompression bomb",
+            )
+
+
 def _check_member(member: tarfile.TarInfo) -> None:
     name = member.name
     if "\0" in name or "\0" in member.linkname:

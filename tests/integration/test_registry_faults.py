@@ -12,10 +12,11 @@ import os
 import pytest
 
 from cairn import atomic
+from cairn.oci.descriptor import DigestMismatch
 from cairn.oci.options import RegistryOptions
 from cairn.oci.registry import RegistryError
 from cairn.oci.resolve import resolve
-from cairn.oci.store import DigestMismatch, Store
+from cairn.oci.store import Store
 from tests.fixtures.images import TestImage, make_image
 from tests.fixtures.registry import FaultProxy
 

@@ -10,10 +10,11 @@ import pytest
 
 from cairn.errors import CairnError
 from cairn.oci import mediatypes as mt
+from cairn.oci.descriptor import NotCached
 from cairn.oci.options import RegistryOptions
 from cairn.oci.registry import NotFound, RegistryError
 from cairn.oci.resolve import resolve
-from cairn.oci.store import NotCached, Store
+from cairn.oci.store import Store
 from tests.fixtures import env
 from tests.fixtures.images import File, Symlink, make_image, make_index
 from tests.fixtures.registry import FaultProxy, Registry, free_port

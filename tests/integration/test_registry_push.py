@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from cairn.oci.descriptor import NotCached
 from cairn.oci.options import RegistryOptions
 from cairn.oci.push import push
 from cairn.oci.resolve import resolve
-from cairn.oci.store import NotCached, Store
+from cairn.oci.store import Store
 from tests.fixtures.images import make_image, make_index
 from tests.fixtures.registry import FaultProxy, Registry
 

@@ -18,7 +18,8 @@ import pytest
 from cairn import atomic
 from cairn.cache import Cache, default_root
 from cairn.cli import main
-from cairn.oci.store import Store, digest_of
+from cairn.oci.descriptor import digest_of
+from cairn.oci.store import Store
 from cairn.pkg import debian
 from tests.fixtures import debrepo
 from tests.fixtures.images import File, Hardlink, Symlink, make_image, tar_bytes

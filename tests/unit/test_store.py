@@ -12,13 +12,8 @@ import pytest
 from cairn import atomic
 from cairn.errors import CairnError
 from cairn.oci import mediatypes as mt
-from cairn.oci.store import (
-    Descriptor,
-    DigestMismatch,
-    NotCached,
-    Store,
-    digest_of,
-)
+from cairn.oci.descriptor import Descriptor, DigestMismatch, NotCached, digest_of
+from cairn.oci.store import Store
 from cairn.oci.verify import verify
 from tests.fixtures.images import WHITEOUT, make_image, make_index
 

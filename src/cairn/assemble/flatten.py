@@ -26,7 +26,7 @@ from typing import IO
 
 from cairn import compress
 from cairn.errors import CairnError
-from cairn.fs import Entry, Item, Kind, UnsafeMember, clean, from_tar, parents
+from cairn.fs import Budget, Entry, Item, Kind, UnsafeMember, clean, from_tar, parents
 
 LayerOpener = Callable[[], IO[bytes]]
 
@@ -45,20 +45,6 @@ def reading(where: str) -> Iterator[None]:
 
 def _invalid(where: str, exc: BaseException) -> CairnError:
     return CairnError(f"{where}: the layer is not a valid tar archive: {exc}")
-
-
-class _Data(compress.StreamWrapper):
-    """A file's data stream (inside the layer's) whose read errors name the image and entry."""
-
-    def __init__(self, stream: IO[bytes], where: str) -> None:
-        super().__init__(stream, owns=False)
-        self._where = where
-
-    def read(self, size: int = -1, /) -> bytes:
-        try:
-            return self._inner.read(size)
-        except compress.read_errors() as exc:  # as reading() does, without its cost per read
-            raise _invalid(self._where, exc) from exc
 
 
 def open_layer(stream: IO[bytes]) -> tarfile.TarFile:
@@ -104,6 +90,7 @@ def _entry(member: tarfile.TarInfo, path: str, where: str, index: int) -> Entry:
 def _members(layer: tarfile.TarFile, where: str) -> Iterator[tuple[tarfile.TarInfo, str]]:
     """The layer's members with cleaned names; unsafe names raise."""
     members = iter(layer)
+    budget = Budget(where)
     while True:
         try:
             member = next(members, None)
@@ -111,6 +98,7 @@ def _members(layer: tarfile.TarFile, where: str) -> Iterator[tuple[tarfile.TarIn
             raise _invalid(where, exc) from exc
         if member is None:
             return
+        budget.take(member)
         path = clean(member.name)
         if path is None:
             raise CairnError(
@@ -261,7 +249,7 @@ def flatten(layers: Sequence[LayerOpener], where: str) -> Iterator[Item]:
                 if entry.kind is Kind.FILE:
                     data = layer.extractfile(member)
                     assert data is not None
-                    yield entry, _Data(data, f"{layer_where}: {path}")
+                    yield entry, compress.Guarded(data, f"{layer_where}: {path}")
                 else:
                     yield entry, None
     for entry in deferred:

@@ -32,7 +32,8 @@ from cairn.errors import CairnError
 from cairn.fs import Entry, Item, Kind, Readable
 from cairn.oci import mediatypes as mt
 from cairn.oci import reference
-from cairn.oci.store import Descriptor, Image, Store, canonical, check_digest
+from cairn.oci.descriptor import Descriptor, check_digest
+from cairn.oci.store import Image, Store, canonical
 from cairn.oci.verify import first_missing
 from cairn.tar import TarWriter
 

@@ -13,10 +13,11 @@ from cairn import log
 from cairn.errors import CairnError
 from cairn.oci import mediatypes as mt
 from cairn.oci import reference
+from cairn.oci.descriptor import Descriptor, NotCached
 from cairn.oci.options import RegistryOptions
 from cairn.oci.reference import Reference
 from cairn.oci.registry import Client, Endpoint
-from cairn.oci.store import Descriptor, NotCached, Store, canonical
+from cairn.oci.store import Store, canonical
 
 
 def push(store: Store, name: str, options: RegistryOptions, *, remote: str | None = None) -> str:

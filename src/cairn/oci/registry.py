@@ -27,9 +27,10 @@ from cairn import __version__, log
 from cairn.errors import CairnError
 from cairn.oci import mediatypes as mt
 from cairn.oci.auth import AuthFailed, Keychain, fetch_token, parse_challenges
+from cairn.oci.descriptor import Descriptor, DigestMismatch, digest_of
 from cairn.oci.options import RegistryOptions
 from cairn.oci.reference import Reference, is_local
-from cairn.oci.store import BlobWriter, Descriptor, DigestMismatch, digest_of
+from cairn.oci.store import BlobWriter
 from cairn.transfer import MAX_DOCUMENT, Pace, TransferError, load_json, read_limited
 
 _CHUNK = 1 << 20

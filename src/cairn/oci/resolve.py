@@ -25,16 +25,15 @@ from cairn.transfer import load_json
 
 if TYPE_CHECKING:
     from cairn.oci.registry import Endpoint
-from cairn.oci.store import (
+from cairn.oci.descriptor import (
     Descriptor,
     DigestMismatch,
-    Image,
     NotCached,
-    Store,
     check_config_platform,
     choose_platform,
     parse_platform,
 )
+from cairn.oci.store import Image, Store
 
 __all__ = ["RegistryOptions", "mirror_options", "parse_mirror", "pull_image", "resolve"]
 

@@ -26,9 +26,8 @@ import functools
 import hashlib
 import json
 import os
-import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
@@ -36,63 +35,20 @@ from cairn import atomic
 from cairn.errors import CairnError
 from cairn.oci import mediatypes as mt
 from cairn.oci import reference
+from cairn.oci.descriptor import (
+    Descriptor,
+    DigestMismatch,
+    NotCached,
+    check_config_platform,
+    check_digest,
+    choose_platform,
+    digest_of,
+    is_digest,
+)
+from cairn.transfer import MAX_DOCUMENT, load_json
 
-_DIGEST_RE = re.compile(r"^(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})$")
 _CHUNK = 1 << 20
 _LOCK = ".lock"
-# Manifests, indexes and configs are read into memory; anything larger is not one of them.
-MAX_DOCUMENT = 8 << 20
-
-
-def check_digest(digest: str) -> str:
-    """Return ``digest`` if it is a well-formed sha256/sha512 digest, else raise."""
-    if not _DIGEST_RE.fullmatch(digest):
-        raise CairnError(f"invalid or unsupported digest {digest!r}")
-    return digest
-
-
-def digest_of(data: bytes) -> str:
-    """The sha256 digest of ``data`` in OCI form."""
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-@dataclass(frozen=True)
-class Descriptor:
-    """An OCI content descriptor: what a blob is, its digest and its size."""
-
-    media_type: str
-    digest: str
-    size: int
-    annotations: Mapping[str, str] = field(default_factory=dict)
-    platform: Mapping[str, str] | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """The descriptor as it appears in a manifest or index."""
-        out: dict[str, Any] = {"mediaType": self.media_type, "digest": self.digest}
-        out["size"] = self.size
-        if self.annotations:
-            out["annotations"] = dict(self.annotations)
-        if self.platform:
-            out["platform"] = dict(self.platform)
-        return out
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Descriptor:
-        """Parse a descriptor; a malformed one is reported as a CairnError."""
-        try:
-            digest = check_digest(str(data["digest"]))
-            size = int(data["size"])
-            if size < 0:
-                raise ValueError(size)
-            return cls(
-                media_type=str(data.get("mediaType", "")),
-                digest=digest,
-                size=size,
-                annotations=dict(data.get("annotations") or {}),
-                platform=dict(data["platform"]) if data.get("platform") else None,
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise CairnError(f"malformed content descriptor: {data!r}") from exc
 
 
 @dataclass(frozen=True)
@@ -114,36 +70,12 @@ class Image:
         return f"{ref.name}@{self.digest}"
 
 
-class DigestMismatch(CairnError):
-    """Content did not hash to the digest (or size) it was fetched under."""
-
-
-class NotCached(CairnError):
-    """The store cannot satisfy a request without the registry (absent or incomplete)."""
-
-
 def canonical(name: str) -> str:
     """The name an image is filed under: normalised as LinuxKit does, with ``:latest``."""
     try:
         return str(reference.parse(name))
     except CairnError:
         return name
-
-
-def parse_platform(platform: str) -> tuple[str, str]:
-    """``linux/amd64`` (or ``linux/arm/v7``: the variant is ignored) -> ``(os, arch)``."""
-    parts = platform.split("/")
-    if len(parts) < 2 or not parts[0] or not parts[1]:
-        raise CairnError(f"invalid platform {platform!r}", hint="use OS/ARCH, e.g. linux/arm64")
-    return parts[0], parts[1]
-
-
-def platform_matches(candidate: Mapping[str, Any] | None, platform: str) -> bool:
-    """Whether an index entry's platform is ``platform`` (variant ignored, like LinuxKit)."""
-    if not candidate:
-        return False
-    want_os, want_arch = parse_platform(platform)
-    return candidate.get("os") == want_os and candidate.get("architecture") == want_arch
 
 
 class BlobWriter:
@@ -259,12 +191,12 @@ class Store:
             raise CairnError(f"blob {digest} is too large to be a manifest or config")
         return data
 
-    def read_json(self, digest: str) -> Any:
-        """A JSON blob, parsed."""
-        try:
-            return json.loads(self.read_blob(digest))
-        except ValueError as exc:
-            raise CairnError(f"blob {digest} in {self.root} is not valid JSON: {exc}") from exc
+    def read_json(self, digest: str) -> dict[str, Any]:
+        """A JSON blob that is a manifest, index or image config: a JSON object."""
+        document = load_json(self.read_blob(digest), f"blob {digest} in {self.root}")
+        if not isinstance(document, dict):
+            raise CairnError(f"blob {digest} in {self.root} is not a JSON object")
+        return document
 
     def writer(self, digest: str, size: int | None) -> BlobWriter:
         """A verified writer for one blob (see BlobWriter)."""
@@ -315,7 +247,7 @@ class Store:
         for algorithm in sorted(p.name for p in base.iterdir() if p.is_dir()):
             for path in sorted((base / algorithm).iterdir()):
                 digest = f"{algorithm}:{path.name}"
-                if _DIGEST_RE.fullmatch(digest) and path.is_file():
+                if is_digest(digest) and path.is_file():
                     yield digest
 
     def remove_blob(self, digest: str) -> None:
@@ -412,7 +344,7 @@ class Store:
             if entry_name in wanted or canonical(entry_name) in wanted:
                 return descriptor
         digest = name.rpartition("@")[2] if "@" in name else ""
-        if digest and _DIGEST_RE.fullmatch(digest) and self.has_blob(digest):
+        if digest and is_digest(digest) and self.has_blob(digest):
             size = self.blob_path(digest).stat().st_size
             if size <= MAX_DOCUMENT:
                 document = self.read_json(digest)
@@ -520,9 +452,12 @@ class Store:
     ) -> Image:
         if not mt.is_manifest(mt.guess(dict(manifest))):
             raise CairnError(f"{name}: {target.digest} is not an image manifest")
+        listed = manifest.get("layers") or []
+        if not isinstance(listed, list) or len(listed) > mt.MAX_LAYERS:
+            raise CairnError(f"{name}: manifest {target.digest} lists no usable layers")
         try:
             config_descriptor = Descriptor.from_json(manifest["config"])
-            layers = tuple(Descriptor.from_json(d) for d in manifest.get("layers") or [])
+            layers = tuple(Descriptor.from_json(d) for d in listed)
         except (KeyError, TypeError) as exc:
             raise CairnError(f"{name}: malformed manifest {target.digest}") from exc
         missing = [d.digest for d in (config_descriptor, *layers) if not self.has_blob(d.digest)]
@@ -551,36 +486,6 @@ def _file_mode() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return 0o644 & ~mask
-
-
-def choose_platform(index: Mapping[str, Any], platform: str, name: str) -> Descriptor:
-    """Pick ``platform``'s manifest from an index (first match, variant ignored)."""
-    entries = index.get("manifests") or []
-    for entry in entries:
-        if platform_matches(entry.get("platform"), platform):
-            return Descriptor.from_json(entry)
-    offered = sorted(
-        {
-            f"{p.get('os')}/{p.get('architecture')}"
-            for e in entries
-            if (p := e.get("platform")) and p.get("os") not in (None, "unknown")
-        }
-    )
-    raise NotCached(
-        f"image {name} has no {platform} variant",
-        hint=f"it offers: {', '.join(offered) or 'nothing usable'}; choose one with --arch",
-    )
-
-
-def check_config_platform(config: Mapping[str, Any], platform: str, name: str) -> None:
-    """A single-platform image must be for ``platform`` when its config says what it is for."""
-    want_os, want_arch = parse_platform(platform)
-    got_os, got_arch = config.get("os"), config.get("architecture")
-    if (got_os and got_os != want_os) or (got_arch and got_arch != want_arch):
-        raise CairnError(
-            f"image {name} is for {got_os}/{got_arch}, not {platform}",
-            hint="choose the platform with --arch, or use a multi-platform image",
-        )
 
 
 def _entry_name(entry: Mapping[str, Any]) -> str:

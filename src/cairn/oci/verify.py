@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from cairn import compress
 from cairn.errors import CairnError
 from cairn.oci import mediatypes as mt
-from cairn.oci.store import Descriptor, Store
+from cairn.oci.descriptor import Descriptor
+from cairn.oci.store import Store
 
 _CHUNK = 1 << 20
 
@@ -80,8 +81,6 @@ def first_missing(store: Store, root: Descriptor) -> str | None:
     try:
         document = store.read_json(root.digest)
     except CairnError:
-        return root.digest
-    if not isinstance(document, dict):
         return root.digest
     if mt.is_index(mt.guess(document)):
         children = [Descriptor.from_json(m) for m in document.get("manifests") or []]

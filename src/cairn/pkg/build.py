@@ -22,9 +22,9 @@ from cairn.cache import Cache
 from cairn.errors import CairnError
 from cairn.fs import Item
 from cairn.oci import mediatypes as mt
+from cairn.oci.descriptor import Descriptor, NotCached, platform_matches
 from cairn.oci.push import push
 from cairn.oci.resolve import RegistryOptions
-from cairn.oci.store import Descriptor, NotCached, platform_matches
 from cairn.pkg import debian, image, kernel, sources
 from cairn.pkg.debian import resolver
 from cairn.pkg.layer import write_layer

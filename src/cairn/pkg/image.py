@@ -17,7 +17,8 @@ from typing import Any
 
 from cairn.config.schema import IMAGE_OPTIONS
 from cairn.oci import mediatypes as mt
-from cairn.oci.store import Descriptor, Store
+from cairn.oci.descriptor import Descriptor
+from cairn.oci.store import Store
 from cairn.pkg.debian import Package
 from cairn.pkg.layer import Layer
 from cairn.pkg.spec import ImageConfig

@@ -16,7 +16,8 @@ from dataclasses import dataclass, replace
 from cairn import compress
 from cairn.fs import Kind
 from cairn.oci import mediatypes as mt
-from cairn.oci.store import Descriptor, Store
+from cairn.oci.descriptor import Descriptor
+from cairn.oci.store import Store
 from cairn.pkg.tree import Tree
 from cairn.tar import TarWriter
 

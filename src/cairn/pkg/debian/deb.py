@@ -16,7 +16,7 @@ from typing import BinaryIO
 
 from cairn import compress
 from cairn.errors import CairnError
-from cairn.fs import Entry, Item, Kind, UnsafeMember, clean, from_tar
+from cairn.fs import Budget, Entry, Item, Kind, UnsafeMember, clean, from_tar
 from cairn.pkg.debian import deb822
 
 _AR_MAGIC = b"!<arch>\n"
@@ -118,13 +118,18 @@ def data_entries(deb: Path) -> Iterator[Item]:
     member, method = _tarball(deb, "data.tar")
     with deb.open("rb") as f:
         tar = _open_tar(f, deb, member, method)
+        budget = Budget(f"{deb}: {member.name}")
         try:
             for info in tar:
+                budget.take(info)
                 entry = _entry(info, deb)
                 if entry is None:
                     continue
                 data = tar.extractfile(info) if entry.kind is Kind.FILE else None
-                yield entry, data
+                yield (
+                    entry,
+                    (None if data is None else compress.Guarded(data, f"{deb}: {info.name}")),
+                )
         except compress.read_errors() as exc:
             raise CairnError(f"{deb}: {member.name} is corrupt: {exc}") from exc
         finally:
