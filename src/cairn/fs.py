@@ -128,6 +128,8 @@ def clean(name: str) -> str | None:
     """
     if name.startswith("/"):
         return None
+    if not (name.startswith(".") or name.endswith("/") or "//" in name or "/." in name):
+        return name  # already clean (the usual case): no second copy of the string
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if ".." in parts:
         return None
@@ -207,6 +209,12 @@ def _check_member(member: tarfile.TarInfo) -> None:
     ):
         if not isinstance(value, int) or not 0 <= value <= limit:
             raise UnsafeMember(f"entry {name!r} has an invalid {label} {value!r} (0 to {limit})")
+
+
+def forget_read_members(tar: tarfile.TarFile) -> None:
+    """Drop the members a streaming TarFile remembers: it keeps every one it has read,
+    nothing in Cairn looks back at them, and a layer may hold millions."""
+    vars(tar)["members"].clear()
 
 
 def from_tar(member: tarfile.TarInfo, path: str, *, layer: int = 0) -> Entry:

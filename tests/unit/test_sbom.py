@@ -129,7 +129,7 @@ PATHS = st.text(st.characters(blacklist_categories=["Cs"]), min_size=1, max_size
 )
 def test_the_written_sbom_is_the_whole_document_dumped(files: list[tuple[str, str]]) -> None:
     records = [
-        FileRecord(
+        FileRecord.of(
             path,
             n,
             hashlib.sha1(path.encode()).hexdigest(),
@@ -142,8 +142,8 @@ def test_the_written_sbom_is_the_whole_document_dumped(files: list[tuple[str, st
 
 
 def test_a_later_record_of_a_path_replaces_the_earlier_one() -> None:
-    first = FileRecord('a"\\b\u00e9', 1, "1" * 40, "1" * 64, IMAGES[0].name)
-    second = FileRecord('a"\\b\u00e9', 2, "2" * 40, "2" * 64, IMAGES[1].name)
+    first = FileRecord.of('a"\\b\u00e9', 1, "1" * 40, "1" * 64, IMAGES[0].name)
+    second = FileRecord.of('a"\\b\u00e9', 2, "2" * 40, "2" * 64, IMAGES[1].name)
     document = json.loads(sbom(IMAGES, [first, second], 0))
     assert [f["checksums"][0]["checksumValue"] for f in document["files"]] == ["2" * 40]
     assert document["files"][0]["fileName"] == './a"\\b\u00e9'

@@ -208,7 +208,7 @@ class SegmentCache:
             segment,
             data,
             tuple(
-                FileRecord(path, size, sha1, sha256, sources.setdefault(source, source))
+                FileRecord.of(path, size, sha1, sha256, sources.setdefault(source, source))
                 for path, size, sha1, sha256, source in meta["files"]
             ),
             tuple(meta["symlinks"]),
@@ -302,8 +302,8 @@ class _Encoder:
             self._capture(entry, hashing)
         else:
             self._write(entry, hashing)
-        sha1, sha256 = hashing.sha1.hexdigest(), hashing.sha256.hexdigest()
-        self.files.append(FileRecord(entry.path, entry.size, sha1, sha256, entry.source))
+        digests = hashing.sha1.digest() + hashing.sha256.digest()
+        self.files.append(FileRecord(entry.path, entry.size, digests, entry.source))
         if hashing.kept is not None:
             self.apk_db = bytes(hashing.kept)
 

@@ -26,7 +26,17 @@ from typing import IO
 
 from cairn import compress
 from cairn.errors import CairnError
-from cairn.fs import Budget, Entry, Item, Kind, UnsafeMember, clean, from_tar, parents
+from cairn.fs import (
+    Budget,
+    Entry,
+    Item,
+    Kind,
+    UnsafeMember,
+    clean,
+    forget_read_members,
+    from_tar,
+    parents,
+)
 
 LayerOpener = Callable[[], IO[bytes]]
 
@@ -98,6 +108,7 @@ def _members(layer: tarfile.TarFile, where: str) -> Iterator[tuple[tarfile.TarIn
             raise _invalid(where, exc) from exc
         if member is None:
             return
+        forget_read_members(layer)
         budget.take(member)
         path = clean(member.name)
         if path is None:

@@ -32,11 +32,26 @@ PATH = "sbom.spdx.json"
 
 @dataclass(frozen=True, slots=True)
 class FileRecord:
+    """One regular file of the output as the SBOM lists it. Its digests are kept as bytes
+    (SHA-1 then SHA-256): a build may hold millions of records."""
+
     path: str
     size: int
-    sha1: str
-    sha256: str
+    digests: bytes  # the 20 bytes of SHA-1, then the 32 of SHA-256
     source: str  # the image (or linuxkit.files) the file came from
+
+    @classmethod
+    def of(cls, path: str, size: int, sha1: str, sha256: str, source: str) -> FileRecord:
+        """A record from hex digests."""
+        return cls(path, size, bytes.fromhex(sha1) + bytes.fromhex(sha256), source)
+
+    @property
+    def sha1(self) -> str:
+        return self.digests[:20].hex()
+
+    @property
+    def sha256(self) -> str:
+        return self.digests[20:].hex()
 
 
 class LabelledImage(Protocol):

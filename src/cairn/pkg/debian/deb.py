@@ -16,7 +16,16 @@ from typing import BinaryIO
 
 from cairn import compress
 from cairn.errors import CairnError
-from cairn.fs import Budget, Entry, Item, Kind, UnsafeMember, clean, from_tar
+from cairn.fs import (
+    Budget,
+    Entry,
+    Item,
+    Kind,
+    UnsafeMember,
+    clean,
+    forget_read_members,
+    from_tar,
+)
 from cairn.pkg.debian import deb822
 
 _AR_MAGIC = b"!<arch>\n"
@@ -121,6 +130,7 @@ def data_entries(deb: Path) -> Iterator[Item]:
         budget = Budget(f"{deb}: {member.name}")
         try:
             for info in tar:
+                forget_read_members(tar)
                 budget.take(info)
                 entry = _entry(info, deb)
                 if entry is None:
