@@ -14,6 +14,7 @@ staged beside its final name and all are renamed by :meth:`Staging.commit`.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import shutil
@@ -32,6 +33,15 @@ def _name(label: str) -> str:
     return f"{PREFIX}{os.getpid()}.{secrets.token_hex(4)}.{label}"
 
 
+def make_directory(path: Path) -> None:
+    """``mkdir -p``, except that a file standing where a directory should be is reported
+    as "Not a directory" naming ``path`` (mkdir itself says "File exists", which misleads)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as exc:
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(path)) from exc
+
+
 def _failed(path: Path, exc: OSError) -> OSError:
     # The error names the file the user asked for, not the temporary beside it.
     return OSError(exc.errno, exc.strerror or str(exc), str(path))
@@ -41,7 +51,7 @@ def temporary_file(final: Path) -> tuple[BinaryIO, Path]:
     """A new, empty temporary file beside ``final`` (its parents created), opened for
     writing; the caller renames or removes it."""
     try:
-        final.parent.mkdir(parents=True, exist_ok=True)
+        make_directory(final.parent)
         path = final.parent / _name(final.name)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     except OSError as exc:
@@ -53,7 +63,7 @@ def temporary_file(final: Path) -> tuple[BinaryIO, Path]:
 def temporary_directory(parent: Path, label: str) -> Iterator[Path]:
     """A private scratch directory inside ``parent``, removed with everything in it."""
     try:
-        parent.mkdir(parents=True, exist_ok=True)
+        make_directory(parent)
         path = parent / _name(label)
         path.mkdir(mode=0o700)
     except OSError as exc:
@@ -150,7 +160,7 @@ class Staging:
 def check_directory(path: Path) -> None:
     """Fail now, naming ``path``, if outputs cannot be written into it (made if missing)."""
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        make_directory(path)
         probe, staged = temporary_file(path / "probe")
         probe.close()
         staged.unlink()

@@ -149,7 +149,7 @@ class SegmentCache:
     def __init__(self, root: Path, *, reuse: bool = True) -> None:
         self.root = root
         self.reuse = reuse
-        root.mkdir(parents=True, exist_ok=True)
+        atomic.make_directory(root)
 
     def _path(self, key: str, suffix: str) -> Path:
         return self.root / f"{key}.{suffix}"

@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import errno
 import importlib
 import os
 import sys
 import traceback
 from collections.abc import Sequence
-from pathlib import Path
 
 from cairn import __version__
 from cairn.cli.options import add_output_flags, setup_logging
@@ -89,15 +87,7 @@ def describe_os_error(exc: OSError) -> str:
     alone when the error names no file."""
     reason = exc.strerror or str(exc)
     names = [os.fsdecode(n) for n in (exc.filename, exc.filename2) if n is not None]
-    if isinstance(exc, FileExistsError) and names and _through_a_file(Path(names[0])):
-        # mkdir(parents=True, exist_ok=True) says "File exists" when a file stands where a
-        # parent directory should be; what the user needs to hear is that it is no directory.
-        reason = os.strerror(errno.ENOTDIR)
     return f"{' -> '.join(names)}: {reason}" if names else reason
-
-
-def _through_a_file(path: Path) -> bool:
-    return any(parent.exists() and not parent.is_dir() for parent in path.parents)
 
 
 def _debug(args: argparse.Namespace) -> bool:

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cairn import log
+from cairn import atomic, log
 from cairn.errors import CairnError
 from cairn.fs import Entry, Item, Kind, Limits, Readable, check_fits, copy_data
 from cairn.reproducible import DEFAULT_MTIME
@@ -268,7 +268,7 @@ def stage(
     ``epoch`` dates directories the tree implies but never lists; ``as_root`` (default:
     whether the process is root) decides who owns the files.
     """
-    dest.mkdir(parents=True, exist_ok=True)
+    atomic.make_directory(dest)
     stager = _Stager(dest, is_root() if as_root is None else as_root, epoch)
     for entry, data in items:
         if not entry.path:

@@ -115,10 +115,8 @@ def check_destination(options: OutputOptions) -> None:
     if options.output == atomic.STDOUT:
         return
     directory = Path(options.output).parent if options.output else options.directory
-    if directory.exists() and not directory.is_dir():
-        # (making it would fail with "File exists", which misleads)
-        raise CairnError(f"{directory}: Not a directory")
     atomic.check_directory(directory)
+    atomic.remove_stale(directory)  # what an earlier build killed there left behind
 
 
 def write_formats(formats: Sequence[str], products: Products, options: OutputOptions) -> list[Path]:

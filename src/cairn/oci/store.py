@@ -145,7 +145,7 @@ class Store:
     def __init__(self, root: Path) -> None:
         self.root = Path(root).expanduser().absolute()
         try:
-            (self.root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+            atomic.make_directory(self.root / "blobs" / "sha256")
             if not (self.root / "oci-layout").exists() or not (self.root / "index.json").exists():
                 with self.locked():
                     if not (self.root / "oci-layout").exists():

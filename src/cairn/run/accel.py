@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cairn import log
+from cairn import atomic, log
 from cairn.arch import host_machine
 
 CPUINFO = Path("/proc/cpuinfo")
@@ -100,7 +100,7 @@ def cached_probe(
     failure = probe()
     if current:
         try:
-            cache.parent.mkdir(parents=True, exist_ok=True)
+            atomic.make_directory(cache.parent)
             cache.write_text(json.dumps({"boot_id": current, "failure": failure}))
         except OSError:
             pass  # a cache we cannot write only costs a probe next time

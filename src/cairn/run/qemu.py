@@ -307,7 +307,7 @@ def prepare_disk(disk: DiskSpec, state: StateDir, auto_index: int) -> Drive:
             hint=f"give a size to create it, e.g. --disk {path},size=1G",
         )
     fmt = disk.format or "qcow2"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic.make_directory(path.parent)
     log.info("creating %s disk %s (%d MiB)", fmt, path, disk.size_mib)
     proc.run(["qemu-img", "create", "-q", "-f", fmt, path, f"{disk.size_mib}M"])
     return Drive(path, fmt)

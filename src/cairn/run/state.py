@@ -98,7 +98,7 @@ class StateDir:
     def create(self) -> None:
         """Make the directory (and its parents) if needed."""
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            atomic.make_directory(self.root)
         except OSError as exc:
             raise CairnError(
                 f"cannot create the state directory {self.root}: {exc.strerror}"
