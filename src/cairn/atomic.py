@@ -47,6 +47,18 @@ def _failed(path: Path, exc: OSError) -> OSError:
     return OSError(exc.errno, exc.strerror or str(exc), str(path))
 
 
+@contextlib.contextmanager
+def naming(path: Path) -> Iterator[None]:
+    """Give an OSError that names no file (a write into a full disk: ENOSPC, EIO) the
+    ``path`` being written, so that the user learns where."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None:
+            raise _failed(path, exc) from exc
+        raise
+
+
 def temporary_file(final: Path) -> tuple[BinaryIO, Path]:
     """A new, empty temporary file beside ``final`` (its parents created), opened for
     writing; the caller renames or removes it."""
@@ -69,7 +81,8 @@ def temporary_directory(parent: Path, label: str) -> Iterator[Path]:
     except OSError as exc:
         raise _failed(parent, exc) from exc
     try:
-        yield path
+        with naming(parent):
+            yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
 
@@ -89,7 +102,7 @@ def atomic_write(path: Path, *, mode: int = 0o644) -> Iterator[BinaryIO]:
     ``path`` (with permissions ``mode``) only if the block succeeds."""
     out, staged = temporary_file(path)
     try:
-        with out:
+        with naming(path), out:
             yield out
         publish(staged, path, mode)
     finally:
@@ -132,7 +145,7 @@ class Staging:
         """Write the staged version of ``final``; a later staging of the same name wins."""
         out, staged = temporary_file(final)
         self.adopt(staged, final)
-        with out:
+        with naming(final), out:
             yield out
 
     def adopt(self, staged: Path, final: Path) -> None:

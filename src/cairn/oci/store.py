@@ -99,7 +99,8 @@ class BlobWriter:
                 f"blob {self.digest} is larger than its declared size of {self.size} bytes"
             )
         self._hash.update(data)
-        self._file.write(data)
+        with atomic.naming(self.store.blob_path(self.digest)):
+            self._file.write(data)
         self.offset += len(data)
 
     def reset(self) -> None:
@@ -112,7 +113,8 @@ class BlobWriter:
     def commit(self) -> None:
         """Verify size and digest, then make the blob visible; raises DigestMismatch."""
         try:
-            self._file.close()
+            with atomic.naming(self.store.blob_path(self.digest)):
+                self._file.close()
             if self.size is not None and self.offset != self.size:
                 raise DigestMismatch(
                     f"blob {self.digest} has {self.offset} bytes, expected {self.size}"
@@ -217,7 +219,7 @@ class Store:
         out, path = self.temporary(self.root / "blobs" / "sha256" / "import")
         size = 0
         try:
-            with out:
+            with atomic.naming(self.root / "blobs"), out:
                 while chunk := stream.read(_CHUNK):
                     hasher.update(chunk)
                     out.write(chunk)

@@ -12,8 +12,9 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from dataclasses import dataclass, replace
+from pathlib import Path
 
-from cairn import compress
+from cairn import atomic, compress
 from cairn.fs import Kind
 from cairn.oci import mediatypes as mt
 from cairn.oci.descriptor import Descriptor
@@ -53,7 +54,8 @@ class _Hashing:
 def write_layer(tree: Tree, store: Store, *, epoch: int, compression: str = "gzip") -> Layer:
     """Write ``tree`` as one layer into ``store`` (every entry's mtime set to ``epoch``)."""
     files = file_bytes = 0
-    with tempfile.TemporaryFile(prefix="cairn-layer.") as out:
+    scratch = Path(tempfile.gettempdir())
+    with tempfile.TemporaryFile(prefix="cairn-layer.") as out, atomic.naming(scratch):
         hashing = _Hashing(compress.writer(compression, out))
         tar = TarWriter(hashing)
         for entry, data in tree.items():

@@ -21,6 +21,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import IO
 
+from cairn import atomic
 from cairn.errors import CairnError
 from cairn.fs import Entry, Item, Kind, Readable, copy_data, parents
 
@@ -53,6 +54,7 @@ class Spool:
         self._file: IO[bytes] = tempfile.TemporaryFile(  # noqa: SIM115 (closed by close())
             dir=directory, prefix="cairn-spool.", buffering=0
         )
+        self._where = Path(directory or tempfile.gettempdir())  # named by a full-disk error
         self._end = 0
 
     def store(self, data: Readable, size: int, what: str) -> Spooled:
@@ -74,9 +76,10 @@ class Spool:
 
     def _write_all(self, data: bytes | bytearray | memoryview) -> None:
         view = memoryview(data)
-        while view:
-            written = self._file.write(view)
-            view = view[written or 0 :]
+        with atomic.naming(self._where):
+            while view:
+                written = self._file.write(view)
+                view = view[written or 0 :]
 
     def reader(self, ref: Spooled) -> Readable:
         return _SpoolReader(self._file.fileno(), ref)
