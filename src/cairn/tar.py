@@ -14,6 +14,7 @@ negative time, a name with a NUL byte) is refused (:data:`LIMITS`), never writte
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 from cairn.compress import Writer
@@ -30,6 +31,7 @@ _TYPEFLAG = {
 }
 _BLOCK = 512
 _END = b"\0" * (2 * _BLOCK)
+_SMALL = 64 << 10  # files up to this size go out in one write with their headers
 _PAX_MAX = (1 << 63) - 1  # what tar readers take from a PAX size or time record
 LIMITS = Limits("a tar archive", size=_PAX_MAX, mtime=_PAX_MAX)
 
@@ -40,6 +42,7 @@ def _octal(value: int, width: int) -> bytes | None:
     return text + b"\0" if len(text) < width else None
 
 
+@functools.lru_cache(maxsize=4096)  # LINUXKIT.source/location repeat for every entry
 def _record(key: str, value: bytes) -> bytes:
     payload = b" " + key.encode() + b"=" + value + b"\n"
     length = len(payload) + 1
@@ -58,6 +61,10 @@ def _split_name(name: bytes) -> tuple[bytes, bytes] | None:
     return None
 
 
+_FIELD_8 = 8**7  # what a 7-digit octal field holds (8 bytes with its NUL)
+_FIELD_12 = 8**11
+
+
 def _header(
     name: bytes,
     mode: int,
@@ -70,29 +77,29 @@ def _header(
     devmajor: int = 0,
     devminor: int = 0,
 ) -> bytes:
+    """One ustar header block. A number too wide for its field is written as zero: the
+    caller has put it in a PAX record (what fits nowhere was refused by the limits)."""
     split = _split_name(name)
     prefix, short = split if split else (b"", name[:100])
-    fields = [
-        short.ljust(100, b"\0"),
-        _octal(mode, 8) or b"0000000\0",
-        _octal(uid, 8) or b"0000000\0",
-        _octal(gid, 8) or b"0000000\0",
-        _octal(size, 12) or b"00000000000\0",
-        _octal(mtime, 12) or b"00000000000\0",
-        b" " * 8,
-        typeflag,
-        linkname[:100].ljust(100, b"\0"),
-        b"ustar\x0000",
-        b"\0" * 32,
-        b"\0" * 32,
-        _octal(devmajor, 8) or b"0000000\0",
-        _octal(devminor, 8) or b"0000000\0",
-        prefix.ljust(155, b"\0"),
-        b"\0" * 12,
-    ]
-    block = b"".join(fields)
+    numbers = b"%07o\0%07o\0%07o\0%011o\0%011o\0        " % (
+        mode,
+        uid if uid < _FIELD_8 else 0,
+        gid if gid < _FIELD_8 else 0,
+        size if size < _FIELD_12 else 0,
+        mtime if 0 <= mtime < _FIELD_12 else 0,
+    )
+    devices = b"%07o\0%07o\0" % (
+        devmajor if devmajor < _FIELD_8 else 0,
+        devminor if devminor < _FIELD_8 else 0,
+    )
+    block = b"".join((short.ljust(100, b"\0"), numbers, typeflag, linkname[:100].ljust(100, b"\0"),
+                      _MAGIC, devices, prefix.ljust(155, b"\0"), _PAD12))  # fmt: skip
     checksum = b"%06o\0 " % sum(block)
     return block[:148] + checksum + block[156:]
+
+
+_MAGIC = b"ustar\x0000" + b"\0" * 64  # magic, version, empty user and group names
+_PAD12 = b"\0" * 12
 
 
 class TarWriter:
@@ -132,31 +139,30 @@ class TarWriter:
             if _octal(value, width) is None:
                 records.append((key, str(value).encode()))
         records += [(f"SCHILY.xattr.{key}", value) for key, value in entry.xattrs]
+        parts: list[bytes] = []
         if records:
             body = b"".join(_record(k, v) for k, v in sorted(records))
             directory, _, base = name.rpartition(b"/")
             pax_name = (directory + b"/" if directory else b"") + b"PaxHeaders.0/" + base
-            self._emit(_header(pax_name[:100], 0o644, 0, 0, len(body), entry.mtime, b"x"))
-            self._emit(body + b"\0" * (-len(body) % _BLOCK))
-        self._emit(
-            _header(
-                name,
-                entry.mode & 0o7777,
-                entry.uid,
-                entry.gid,
-                size,
-                entry.mtime,
-                _TYPEFLAG[entry.kind],
-                link,
-                entry.devmajor,
-                entry.devminor,
-            )
-        )
-        if entry.kind is Kind.FILE:
-            if data is None:
-                raise ValueError(f"no data for regular file {entry.path}")
-            copy_data(data, self._emit, size, entry.path)
-            self._emit(b"\0" * (-size % _BLOCK))
+            parts.append(_header(pax_name[:100], 0o644, 0, 0, len(body), entry.mtime, b"x"))
+            parts.append(body + b"\0" * (-len(body) % _BLOCK))
+        parts.append(
+            _header(name, entry.mode & 0o7777, entry.uid, entry.gid, size, entry.mtime,
+                    _TYPEFLAG[entry.kind], link, entry.devmajor, entry.devminor)
+        )  # fmt: skip
+        if entry.kind is not Kind.FILE:
+            self._emit(b"".join(parts))
+            return
+        if data is None:
+            raise ValueError(f"no data for regular file {entry.path}")
+        if size <= _SMALL:  # one write for the headers and the data of a small file
+            copy_data(data, parts.append, size, entry.path)
+            parts.append(b"\0" * (-size % _BLOCK))
+            self._emit(b"".join(parts))
+            return
+        self._emit(b"".join(parts))
+        copy_data(data, self._emit, size, entry.path)
+        self._emit(b"\0" * (-size % _BLOCK))
 
     def add_all(self, items: Iterable[Item]) -> None:
         for entry, data in items:
