@@ -36,7 +36,7 @@ YAML = {
         f"{b}: &{b} [{', '.join([f'*{a}'] * 9)}]\n"
         for a, b in zip("abcdefgh", "bcdefghi", strict=True)
     ),
-    "4,301-digit integer": f"files:\n  - path: a\n    mode: {'1' * 4301}\n",
+    "4,301-digit integer": f"files:\n  - path: a\n    contents: {'1' * 4301}\n",
 }
 
 LAYERS = {
@@ -53,7 +53,9 @@ def _row(run: Measured) -> dict[str, object]:
         "exit": run.status,
         "seconds": round(run.seconds, 2),
         "peak_mib": round(run.peak_mib),
-        "error": run.stderr.strip().splitlines()[-1] if run.stderr.strip() else "",
+        "error": next(
+            (line for line in run.stderr.splitlines() if line.startswith("cairn: error:")), ""
+        ),
     }
 
 
@@ -77,8 +79,9 @@ def main() -> None:
                 run = measure([*CAIRN, "build", "--dry-run", str(path)], timeout=300)
                 results["yaml"][title] = _row(run)
             kernel = make_image({"kernel": b"k"}).push(registry, "bench/kernel:1")
-            for title, tar in LAYERS.items():
-                ref = make_image(layers=[{"usr/": None}, layer(tar)]).push(registry, "bench/l:1")
+            for n, (title, tar) in enumerate(LAYERS.items()):
+                image = make_image(layers=[{"usr/": None}, layer(tar)])
+                ref = image.push(registry, f"bench/layer{n}:1")
                 path = work / "layers.yml"
                 path.write_text(f"kernel:\n  image: {kernel}\n  tar: none\n"
                                 f"onboot:\n  - name: evil\n    image: {ref}\n")  # fmt: skip
