@@ -21,7 +21,7 @@ from tests.fixtures.measure import measure
 from tests.fixtures.registry import FaultProxy
 
 # A registry that stalls is given 2 s, a transfer must average 1 KiB/s after 2 s.
-QUICK = RegistryOptions(backoff=0.01, retries=1, timeout=2.0, min_rate=1024, grace=2.0)
+QUICK = RegistryOptions(backoff=0.01, retries=4, timeout=2.0, min_rate=1024, grace=2.0)
 
 
 def refused(faults: FaultProxy, store: Store, kind: str, match: str, bound: float) -> str:
@@ -53,6 +53,14 @@ def test_a_registry_that_never_answers_fails_after_the_timeout(
     faults: FaultProxy, store: Store
 ) -> None:
     refused(faults, store, "silent", "no answer within 2s", 8)
+
+
+def test_a_registry_that_keeps_hanging_up_is_given_up_on_after_twice_the_timeout(
+    faults: FaultProxy, store: Store
+) -> None:
+    # Each attempt fails after 1.5 s: five attempts would take 7.5 s; the request's own
+    # deadline (twice the 2 s timeout) ends it first.
+    refused(faults, store, "hangup", "gave up after", 6.5)
 
 
 def test_a_trickling_answer_is_cut_off_by_the_minimum_pace(

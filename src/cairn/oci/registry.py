@@ -133,6 +133,8 @@ class Client:
             url = f"{endpoint.base}/v2/{ref.path}/{url}"
         subject = f"{ref} on {endpoint}"
         attempt = tokens = 0
+        # However it fails, one request is given up on after twice the timeout.
+        deadline = time.monotonic() + 2 * self.options.timeout
         while True:
             send_headers = dict(headers or {})
             key = self._auth_key(endpoint, ref)
@@ -142,7 +144,7 @@ class Client:
             try:
                 response = self._send(method, url, send_headers, body, params, endpoint, subject)
             except httpx.TransportError as exc:
-                attempt = self._retry_or_raise(attempt, f"{subject}: {_reason(exc)}", exc)
+                attempt = self._retry_or_raise(attempt, f"{subject}: {_reason(exc)}", exc, deadline)
                 continue
             if response.status_code == 401:
                 response.close()
@@ -152,7 +154,10 @@ class Client:
             if response.status_code in _RETRY_STATUS:
                 response.close()
                 attempt = self._retry_or_raise(
-                    attempt, f"{subject}: the registry answered {response.status_code}", None
+                    attempt,
+                    f"{subject}: the registry answered {response.status_code}",
+                    None,
+                    deadline,
                 )
                 continue
             if stream:
@@ -160,7 +165,7 @@ class Client:
             try:
                 data = self._body(response, limit, subject)
             except httpx.TransportError as exc:
-                attempt = self._retry_or_raise(attempt, f"{subject}: {_reason(exc)}", exc)
+                attempt = self._retry_or_raise(attempt, f"{subject}: {_reason(exc)}", exc, deadline)
                 continue
             return httpx.Response(
                 response.status_code, headers=response.headers, content=data,
@@ -217,8 +222,10 @@ class Client:
             hint="the registry accepted the connection but does not answer; try again later",
         )
 
-    def _retry_or_raise(self, attempt: int, what: str, exc: Exception | None) -> int:
-        if attempt >= self.options.retries:
+    def _retry_or_raise(
+        self, attempt: int, what: str, exc: Exception | None, deadline: float | None = None
+    ) -> int:
+        if attempt >= self.options.retries or (deadline and time.monotonic() > deadline):
             raise RegistryError(
                 f"{what} (gave up after {attempt + 1} attempts)",
                 hint="the registry or the network is failing; try again later",
