@@ -136,13 +136,12 @@ class Client:
         # However it fails, one request is given up on after twice the timeout.
         deadline = time.monotonic() + 2 * self.options.timeout
         while True:
-            send_headers = dict(headers or {})
-            key = self._auth_key(endpoint, ref)
-            if key:
-                send_headers["Authorization"] = key
             body = content() if callable(content) else content
             try:
-                response = self._send(method, url, send_headers, body, params, endpoint, subject)
+                response = self._send(
+                    method, url, self._headers(endpoint, ref, headers), body, params, endpoint,
+                    subject,
+                )  # fmt: skip
             except httpx.TransportError as exc:
                 attempt = self._retry_or_raise(attempt, f"{subject}: {_reason(exc)}", exc, deadline)
                 continue
@@ -171,6 +170,16 @@ class Client:
                 response.status_code, headers=response.headers, content=data,
                 request=response.request,
             )  # fmt: skip
+
+    def _headers(
+        self, endpoint: Endpoint, ref: Reference, headers: Mapping[str, str] | None
+    ) -> dict[str, str]:
+        """The request's headers, with the credentials this endpoint and repository hold."""
+        found = dict(headers or {})
+        key = self._auth_key(endpoint, ref)
+        if key:
+            found["Authorization"] = key
+        return found
 
     def _send(
         self,
