@@ -128,12 +128,12 @@ class Client:
         ``url`` is a path below ``/v2/<repository>/`` or an absolute URL (upload locations).
         ``content`` may be a callable returning a fresh iterator, so a retry can resend it.
         Without ``stream`` the body is read before returning, refused past ``limit`` bytes.
+        However it fails, a request is given up on after twice the timeout.
         """
         if not url.startswith(("http://", "https://")):
             url = f"{endpoint.base}/v2/{ref.path}/{url}"
         subject = f"{ref} on {endpoint}"
         attempt = tokens = 0
-        # However it fails, one request is given up on after twice the timeout.
         deadline = time.monotonic() + 2 * self.options.timeout
         while True:
             body = content() if callable(content) else content
