@@ -133,8 +133,7 @@ class Client:
         if not url.startswith(("http://", "https://")):
             url = f"{endpoint.base}/v2/{ref.path}/{url}"
         subject = f"{ref} on {endpoint}"
-        attempt = tokens = 0
-        deadline = time.monotonic() + 2 * self.options.timeout
+        attempt, tokens, deadline = 0, 0, time.monotonic() + 2 * self.options.timeout
         while True:
             body = content() if callable(content) else content
             try:
