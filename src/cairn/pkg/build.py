@@ -164,8 +164,7 @@ class Builder:
         changed = uncommitted(spec)
         if changed:
             raise CairnError(
-                f"refusing to push {name}: {', '.join(map(str, changed))} "
-                "has uncommitted changes",
+                f"refusing to push {name}: {', '.join(map(str, changed))} has uncommitted changes",
                 hint="commit them first, so that the pushed tag names committed sources",
             )
         try:
