@@ -1,5 +1,6 @@
-"""examples/*.yml load and name the default packages by @pkg: templates; pkg/* files agree;
-the init image that pkg/init/build.yml lays out has what the guest scripts need."""
+"""The examples (src/cairn/examples/*.yml) load and name Cairn's packages by their current
+tags (scripts/update-tags rewrites them); the packages' files agree; the init image that
+init's build.yml lays out has what the guest scripts need."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ import pytest
 
 from cairn.config.load import load
 from cairn.fs import Kind
+from cairn.pkg import builtin
 from cairn.pkg.build import lay_out
 from cairn.pkg.spec import load as load_spec
-from cairn.pkg.tag import show_tag, template_tag
 from cairn.pkg.tree import Spool, Tree
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,17 +32,23 @@ def test_the_examples_the_docs_promise_exist() -> None:
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
-def test_an_example_loads_with_every_image_from_pkg(example: Path) -> None:
-    config = load([str(example)], package_tag=template_tag)
+def test_an_example_names_cairns_packages_by_their_current_tags(example: Path) -> None:
+    config = load([str(example)])
     images = config.image_references()
     assert images
+    assert "docker.io/" not in example.read_text()  # cairn/NAME:TAG, as LinuxKit's examples
     for image in images:
-        name = image.rsplit(":", 1)[0].rsplit("/", 1)[-1]
-        assert image == show_tag(ROOT / "pkg" / name, canonical=True)
+        named = builtin.named_by(image)
+        assert named is not None, f"{example.name}: {image} is not one of Cairn's packages"
+        package, tag = named
+        assert package.tag.endswith(f":{tag}"), (
+            f"{example.name} names {image}, but the package's tag is now {package.short_tag}: "
+            "run scripts/update-tags"
+        )
 
 
 def test_sshd_example_has_the_promised_sections() -> None:
-    config = load([str(ROOT / "examples" / "sshd.yml")], package_tag=template_tag)
+    config = load([str(ROOT / "examples" / "sshd.yml")])
     names = {c.name for c in config.containers}
     assert names == {"sysctl", "rngd", "dhcpcd", "sshd"}
     assert any(f.path == "root/.ssh/authorized_keys" for f in config.files)
