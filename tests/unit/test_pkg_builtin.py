@@ -219,3 +219,13 @@ def test_a_built_in_package_is_built_once(packages: Path, tmp_path: Path) -> Non
                      "tar", str(yaml)]) == 0  # fmt: skip
     with tarfile.open(fileobj=io.BytesIO(_layer(Store(cache), tag))) as tar:
         assert tar.getnames() == ["etc", "etc/motd"]
+
+
+def test_a_package_is_what_a_wheel_can_carry() -> None:
+    # a wheel holds no symlinks and leaves out dotfiles: a package with either would have
+    # another tag (and another image) when installed than in the checkout
+    guest = ROOT / "src" / "cairn" / "guest" / "rootfs"
+    for top in (PACKAGES, guest):
+        for path in top.rglob("*"):
+            assert not path.is_symlink(), path
+            assert not path.name.startswith("."), path
