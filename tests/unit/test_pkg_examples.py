@@ -4,8 +4,13 @@ init's build.yml lays out has what the guest scripts need."""
 
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -42,7 +47,8 @@ def test_an_example_names_cairns_packages_by_their_current_tags(example: Path) -
         assert named is not None, f"{example.name}: {image} is not one of Cairn's packages"
         package, tag = named
         assert package.tag.endswith(f":{tag}"), (
-            f"{example.name} names {image}, but the package's tag is now {package.short_tag}: "
+            f"{example.name} names {image.removeprefix('docker.io/')}, but the package's tag "
+            f"is now {package.short_tag}: "
             "run scripts/update-tags"
         )
 
@@ -107,3 +113,34 @@ def test_everything_the_init_runs_by_path_is_in_the_image(init_tree: Tree) -> No
             wanted.add(line.rsplit(":", 1)[1].split()[0].lstrip("/"))
     missing = sorted(p for p in wanted if p not in init_tree and p != "bin/busybox")
     assert not missing  # bin/busybox itself comes from Debian's busybox-static
+
+
+def update_tags() -> ModuleType:
+    """scripts/update-tags, imported (it has no .py suffix)."""
+    path = ROOT / "scripts" / "update-tags"
+    loader = importlib.machinery.SourceFileLoader("update_tags", str(path))
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))
+    loader.exec_module(module)
+    return module
+
+
+def test_update_tags_rewrites_only_the_tags_of_cairns_packages() -> None:
+    tags = {"sshd": "b" * 40, "init": "c" * 40}
+    text = (
+        "init:\n  - cairn/init:old\n  - linuxkit/init:old\n"
+        f"services:\n  - image: docker.io/cairn/sshd:{'a' * 40}\n  - image: cairn/other:1\n"
+        "# cairn new sshd\n"
+    )
+    assert update_tags().updated(text, tags) == (
+        f"init:\n  - cairn/init:{'c' * 40}\n  - linuxkit/init:old\n"
+        f"services:\n  - image: docker.io/cairn/sshd:{'b' * 40}\n  - image: cairn/other:1\n"
+        "# cairn new sshd\n"
+    )
+
+
+def test_update_tags_check_finds_nothing_stale_in_this_checkout() -> None:
+    result = subprocess.run(
+        [sys.executable, ROOT / "scripts" / "update-tags", "--check"], capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout

@@ -17,6 +17,7 @@ from ruamel.yaml import YAML
 from cairn.errors import CairnError
 from cairn.pkg.spec import load
 from cairn.pkg.tag import show_tag, uncommitted
+from tests.fixtures import env
 
 FILES = "files:\n  - {path: etc/motd, source: etc/motd}\n"
 MINIMAL = "image: init\n" + FILES
@@ -311,3 +312,20 @@ def test_a_default_package_copied_out_of_git_keeps_its_tag(
     shutil.copytree(default_packages / GUEST, copy / "guest" / "rootfs", symlinks=True)
     without_git(monkeypatch, tmp_path)
     assert show_tag(copy / "packages" / name) == show_tag(default_packages / PACKAGES / name)
+
+
+def test_a_committed_default_package_in_this_checkout_has_its_git_ls_tree_hash() -> None:
+    env.need_tool("git")
+    inside = subprocess.run(["git", "rev-parse", "--is-inside-work-tree"], cwd=ROOT,
+                            capture_output=True, text=True)  # fmt: skip
+    env.need(inside.stdout.strip() == "true", f"{ROOT} is not a git checkout")
+    checked = 0
+    for name in DEFAULT_PACKAGES:
+        package = ROOT / PACKAGES / name
+        spec = load(package)
+        if spec.extra_sources or uncommitted(spec):
+            continue  # init (combined hashes: the test above) and packages being edited
+        listed = git(ROOT, "ls-tree", "--full-tree", "HEAD", str(PACKAGES / name)).split()
+        assert show_tag(package).rpartition(":")[2] == listed[2], name
+        checked += 1
+    assert checked or any(uncommitted(load(ROOT / PACKAGES / n)) for n in DEFAULT_PACKAGES)
