@@ -1,7 +1,8 @@
 """`cairn build`: YAML files in, bootable outputs out.
 
 The pipeline runs one way (DESIGN.md): check the request and the output location, load
-and merge the configuration, resolve every image (cache first, then registry), plan the
+and merge the configuration, resolve every image (cache first, then registry; Cairn's own
+packages, ``cairn/NAME:TAG``, that the cache lacks are built from Debian first), plan the
 segments, and hand what they become (cairn.assemble.products) to the writers of the
 requested formats (cairn.formats.table), which commit every output together or none.
 This module only orchestrates: assembling lives in cairn.assemble, writing in
