@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test test-fast fuzz lint bench deps venv assets clean
+.PHONY: demo test test-fast fuzz lint bench deps venv assets update-tags dist clean
 
 deps:
 	scripts/install-deps
@@ -47,5 +47,15 @@ bench: deps venv assets
 demo: deps venv
 	$(BIN)/python scripts/demo.py
 
+# After a change to a package (src/cairn/packages) or the guest scripts: the examples name
+# the packages by tag, and a test fails until they name the new ones.
+update-tags: venv
+	$(BIN)/python scripts/update-tags
+
+# What PyPI gets: the sdist (with docs/) and the wheel built from it, in dist/.
+dist: venv
+	$(BIN)/pip install -q build
+	$(BIN)/python -m build --outdir dist .
+
 clean:
-	rm -rf $(VENV) _out .demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) _out .demo dist build .pytest_cache .mypy_cache .ruff_cache

@@ -1,14 +1,14 @@
-"""`make demo`: build the default packages and examples/sshd.yml, boot it, log in over ssh.
+"""`make demo`: build examples/sshd.yml, boot it, log in over ssh.
 
 What a new user would type, one command at a time, each shown before it runs:
 
-1. ``cairn pkg build pkg/*``: the default packages, from Debian (cached after the first run);
-2. a fresh ed25519 key in ``.demo/home/.ssh`` (never the user's own: the build runs with
+1. a fresh ed25519 key in ``.demo/home/.ssh`` (never the user's own: the build runs with
    ``HOME=.demo/home``, which is where examples/sshd.yml's ``~/.ssh/id_ed25519.pub`` points);
-3. ``cairn build examples/sshd.yml`` into ``.demo/``;
-4. ``cairn run qemu --detached --publish 127.0.0.1:PORT:22`` on a free port;
-5. ``ssh ... root@127.0.0.1 runc list`` with that key, once sshd answers;
-6. ``cairn run stop``, then the time each step took.
+2. ``cairn build --dir .demo examples/sshd.yml``, which first builds the packages the file
+   names from Debian (cached after the first run);
+3. ``cairn run qemu --detached --publish 127.0.0.1:PORT:22`` on a free port;
+4. ``ssh ... root@127.0.0.1 runc list`` with that key, once sshd answers;
+5. ``cairn run stop``, then the time each step took.
 
 Exit status: 0 when all of it worked, 1 when a step failed (its output says why), 130 on
 Ctrl-C. A VM the demo started is always stopped, whatever happens.
@@ -179,7 +179,7 @@ def check_tools() -> None:
         )
 
 
-def demo(work: Path, cache: Path, debian_cache: Path | None, timings: Timings) -> None:
+def demo(work: Path, cache: Path, timings: Timings) -> None:
     """Every step, in order; raises DemoError at the first that fails."""
     check_tools()
     work.mkdir(parents=True, exist_ok=True)
@@ -187,13 +187,6 @@ def demo(work: Path, cache: Path, debian_cache: Path | None, timings: Timings) -
     if vm_running(state):
         step("Stopping the VM a previous demo left running")
         run(cairn("run", "stop", "--grace", "15", state), what="cairn run stop")
-
-    step("Building the default packages from Debian (the first time downloads ~60 MB)")
-    started = time.monotonic()
-    packages = sorted(str(p.parent.relative_to(ROOT)) for p in ROOT.glob("pkg/*/build.yml"))
-    extra = ["--debian-cache", str(debian_cache)] if debian_cache else []
-    run(cairn("pkg", "build", "--cache", cache, *extra, *packages), what="cairn pkg build")
-    timings.add("packages", started)
 
     step("Making a fresh ssh key for the demo (not yours)")
     home = work / "home"
@@ -203,7 +196,8 @@ def demo(work: Path, cache: Path, debian_cache: Path | None, timings: Timings) -
         old.unlink(missing_ok=True)
     run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "cairn-demo", "-f", key])
 
-    step("Building examples/sshd.yml, whose authorized key is ~/.ssh/id_ed25519.pub")
+    step("Building examples/sshd.yml (root's key: ~/.ssh/id_ed25519.pub), and first the")
+    print("    packages it names, from Debian (the first time downloads ~60 MB)", flush=True)
     started = time.monotonic()
     env = {**os.environ, "HOME": str(home)}
     run(
@@ -249,17 +243,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--cache", type=Path, default=None,
         help="image cache (default: $CAIRN_CACHE or ~/.cache/cairn, as cairn's)",
     )  # fmt: skip
-    parser.add_argument(
-        "--debian-cache", type=Path, default=None,
-        help="where .deb files are kept (default: CACHE/debian)",
-    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.cache is None:
         args.cache = default_root()
     work = args.work.absolute()
     timings = Timings()
     try:
-        demo(work, args.cache.absolute(), args.debian_cache, timings)
+        demo(work, args.cache.absolute(), timings)
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         _stop_quietly(work / "sshd-state")

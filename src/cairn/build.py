@@ -1,7 +1,8 @@
 """`cairn build`: YAML files in, bootable outputs out.
 
 The pipeline runs one way (DESIGN.md): check the request and the output location, load
-and merge the configuration, resolve every image (cache first, then registry), plan the
+and merge the configuration, resolve every image (cache first, then registry; Cairn's own
+packages, ``cairn/NAME:TAG``, that the cache lacks are built from Debian first), plan the
 segments, and hand what they become (cairn.assemble.products) to the writers of the
 requested formats (cairn.formats.table), which commit every output together or none.
 This module only orchestrates: assembling lives in cairn.assemble, writing in
@@ -23,6 +24,7 @@ from cairn.assemble.products import BuildProducts
 from cairn.assemble.sbom import image_record
 from cairn.cache import Cache
 from cairn.config.model import Config, ImageSpec
+from cairn.errors import CairnError
 from cairn.formats import table
 from cairn.formats.inputs import OutputOptions
 from cairn.oci.resolve import RegistryOptions
@@ -88,16 +90,7 @@ def build(options: BuildOptions) -> list[Path]:
     table.check_kernel(formats, config.kernel is not None)
     cache = Cache(options.cache)
     store = cache.open_store()
-    with log.step("Resolving images"):
-        from cairn.oci.resolve import resolve
-
-        images = resolve(
-            config.image_references(),
-            store,
-            platform=f"linux/{options.arch}",
-            pull=options.pull,
-            options=options.registry,
-        )
+    images = resolve_images(config.image_references(), store, options)
     with log.step("Planning segments"):
         segments = planning.plan(config, _plan_inputs(config, images, store, epoch))
     segments_cache = SegmentCache(cache.segments, reuse=options.reuse_segments)
@@ -114,6 +107,64 @@ def build(options: BuildOptions) -> list[Path]:
     written = table.write_formats(formats, products, options.outputs)
     cache.prune_segments(SEGMENT_CACHE_BYTES)
     return written
+
+
+def resolve_images(names: Sequence[str], store: Store, options: BuildOptions) -> dict[str, Image]:
+    """Every image the configuration names, from the cache or its registry; Cairn's own
+    packages (``cairn/NAME:TAG``) that the cache lacks are built first, from Debian, and
+    never pulled (no registry has them)."""
+    from cairn.oci.resolve import resolve
+
+    platform = f"linux/{options.arch}"
+    own = build_own_packages(names, store, platform, options)
+    with log.step("Resolving images"):
+        images = resolve(
+            [n for n in names if n not in own], store, platform=platform,
+            pull=options.pull, options=options.registry,
+        )  # fmt: skip
+        images.update(resolve(list(own), store, platform=platform))
+    return {name: images[name] for name in names}
+
+
+def build_own_packages(
+    names: Sequence[str], store: Store, platform: str, options: BuildOptions
+) -> set[str]:
+    """Build the images of Cairn's packages that ``names`` ask for and the cache lacks, as
+    ``cairn pkg build NAME`` would; return the names that are Cairn's packages. A name of
+    one of them with a tag that is not this Cairn's (and not cached) is an error."""
+    from cairn.oci.descriptor import NotCached
+    from cairn.pkg import builtin
+    from cairn.pkg.build import Builder
+    from cairn.pkg.build import Options as PackageOptions
+
+    own: set[str] = set()
+    missing = []
+    for name in dict.fromkeys(names):
+        named = builtin.named_by(name)
+        if named is None:
+            continue
+        own.add(name)
+        try:
+            store.image(name, platform)
+            continue
+        except NotCached:
+            pass
+        package, tag = named
+        if tag != package.tag.rpartition(":")[2]:
+            raise CairnError(
+                f"{name} is not in the cache, and this Cairn's {package.name} package is "
+                f"{package.short_tag}",
+                hint="name the tag `cairn pkg ls` prints, or bring the image in with "
+                "cairn cache import",
+            )
+        missing.append(package)
+    if missing:
+        what = ", ".join(p.name for p in missing)
+        with log.step(f"Building Cairn's packages the cache lacks: {what}"):
+            builder = Builder(PackageOptions(cache=store.root, platforms=(platform,)))
+            for package in missing:
+                builder.build_package(package.directory)
+    return own
 
 
 def _plan_inputs(

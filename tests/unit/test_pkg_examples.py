@@ -1,18 +1,24 @@
-"""examples/*.yml load and name the default packages by @pkg: templates; pkg/* files agree;
-the init image that pkg/init/build.yml lays out has what the guest scripts need."""
+"""The examples (src/cairn/examples/*.yml) load and name Cairn's packages by their current
+tags (scripts/update-tags rewrites them); the packages' files agree; the init image that
+init's build.yml lays out has what the guest scripts need."""
 
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 from cairn.config.load import load
 from cairn.fs import Kind
+from cairn.pkg import builtin
 from cairn.pkg.build import lay_out
 from cairn.pkg.spec import load as load_spec
-from cairn.pkg.tag import show_tag, template_tag
 from cairn.pkg.tree import Spool, Tree
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,17 +37,24 @@ def test_the_examples_the_docs_promise_exist() -> None:
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
-def test_an_example_loads_with_every_image_from_pkg(example: Path) -> None:
-    config = load([str(example)], package_tag=template_tag)
+def test_an_example_names_cairns_packages_by_their_current_tags(example: Path) -> None:
+    config = load([str(example)])
     images = config.image_references()
     assert images
+    assert "docker.io/" not in example.read_text()  # cairn/NAME:TAG, as LinuxKit's examples
     for image in images:
-        name = image.rsplit(":", 1)[0].rsplit("/", 1)[-1]
-        assert image == show_tag(ROOT / "pkg" / name, canonical=True)
+        named = builtin.named_by(image)
+        assert named is not None, f"{example.name}: {image} is not one of Cairn's packages"
+        package, tag = named
+        assert package.tag.endswith(f":{tag}"), (
+            f"{example.name} names {image.removeprefix('docker.io/')}, but the package's tag "
+            f"is now {package.short_tag}: "
+            "run scripts/update-tags"
+        )
 
 
 def test_sshd_example_has_the_promised_sections() -> None:
-    config = load([str(ROOT / "examples" / "sshd.yml")], package_tag=template_tag)
+    config = load([str(ROOT / "examples" / "sshd.yml")])
     names = {c.name for c in config.containers}
     assert names == {"sysctl", "rngd", "dhcpcd", "sshd"}
     assert any(f.path == "root/.ssh/authorized_keys" for f in config.files)
@@ -100,3 +113,34 @@ def test_everything_the_init_runs_by_path_is_in_the_image(init_tree: Tree) -> No
             wanted.add(line.rsplit(":", 1)[1].split()[0].lstrip("/"))
     missing = sorted(p for p in wanted if p not in init_tree and p != "bin/busybox")
     assert not missing  # bin/busybox itself comes from Debian's busybox-static
+
+
+def update_tags() -> ModuleType:
+    """scripts/update-tags, imported (it has no .py suffix)."""
+    path = ROOT / "scripts" / "update-tags"
+    loader = importlib.machinery.SourceFileLoader("update_tags", str(path))
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))
+    loader.exec_module(module)
+    return module
+
+
+def test_update_tags_rewrites_only_the_tags_of_cairns_packages() -> None:
+    tags = {"sshd": "b" * 40, "init": "c" * 40}
+    text = (
+        "init:\n  - cairn/init:old\n  - linuxkit/init:old\n"
+        f"services:\n  - image: docker.io/cairn/sshd:{'a' * 40}\n  - image: cairn/other:1\n"
+        "# cairn new sshd\n"
+    )
+    assert update_tags().updated(text, tags) == (
+        f"init:\n  - cairn/init:{'c' * 40}\n  - linuxkit/init:old\n"
+        f"services:\n  - image: docker.io/cairn/sshd:{'b' * 40}\n  - image: cairn/other:1\n"
+        "# cairn new sshd\n"
+    )
+
+
+def test_update_tags_check_finds_nothing_stale_in_this_checkout() -> None:
+    result = subprocess.run(
+        [sys.executable, ROOT / "scripts" / "update-tags", "--check"], capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout

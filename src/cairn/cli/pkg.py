@@ -1,8 +1,11 @@
-"""`cairn pkg`: build package images from Debian packages, show their tags, push them."""
+"""`cairn pkg`: build package images from Debian packages, show their tags, push them, and
+list the packages that come with Cairn. A package is named by its directory, or by name
+for Cairn's own (``cairn pkg build sshd``)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +18,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "pkg",
         parents=[common],
-        help="build, tag and push package images (pkg/NAME/build.yml)",
+        help="build, tag, push and list package images (DIR/build.yml)",
         description="Package images are built from a declarative build.yml: Debian packages, "
         "files, and the image's runtime defaults (docs/packages.md).",
     )
@@ -26,7 +29,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         c: argparse.ArgumentParser = commands.add_parser(
             name, parents=[common], help=help_text, description=help_text
         )
-        c.add_argument("directories", nargs="+", type=Path, metavar="DIR", help="package dirs")
+        c.add_argument(
+            "directories", nargs="+", metavar="DIR|NAME",
+            help="package directories, or names of Cairn's packages (cairn pkg ls)",
+        )  # fmt: skip
         c.add_argument("--force", action="store_true", help="build even if the tag is cached")
         c.add_argument(
             "--platforms", metavar="LIST",
@@ -54,10 +60,18 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         "show-tag", parents=[common], help="print the tag of each package",
         description="Print ORG/IMAGE:TAG for each package (the tag names its sources).",
     )  # fmt: skip
-    show.add_argument("directories", nargs="+", type=Path, metavar="DIR")
+    show.add_argument("directories", nargs="+", metavar="DIR|NAME")
     show.add_argument("--canonical", action="store_true", help="print docker.io/ORG/IMAGE:TAG")
     show.add_argument("--org", help="override the org of build.yml")
     show.set_defaults(handler=run_show_tag)
+
+    ls = commands.add_parser(
+        "ls", parents=[common], help="list the packages that come with Cairn",
+        description="List Cairn's own packages: name, canonical tag, what it is. A YAML "
+        "names one as cairn/NAME:TAG; cairn build builds it when the cache lacks it.",
+    )  # fmt: skip
+    ls.add_argument("--json", action="store_true", help="print a JSON array")
+    ls.set_defaults(handler=run_ls)
 
 
 def _platforms(text: str | None) -> tuple[str, ...]:
@@ -73,6 +87,7 @@ def _platforms(text: str | None) -> tuple[str, ...]:
 def run_build(args: argparse.Namespace) -> int:
     from cairn.cli.options import cache_dir, registry_options
     from cairn.pkg.build import Options, build_packages
+    from cairn.pkg.builtin import package_directory
 
     options = Options(
         cache=cache_dir(args),
@@ -84,14 +99,34 @@ def run_build(args: argparse.Namespace) -> int:
         push=bool(args.push_after or getattr(args, "push", False)),
         registry=registry_options(args),
     )
-    for result in build_packages(args.directories, options):
+    directories = [package_directory(text) for text in args.directories]
+    for result in build_packages(directories, options):
         print(result.name)
     return 0
 
 
 def run_show_tag(args: argparse.Namespace) -> int:
+    from cairn.pkg.builtin import package_directory
     from cairn.pkg.tag import show_tag
 
-    for directory in args.directories:
-        print(show_tag(directory, canonical=args.canonical, org=args.org))
+    for text in args.directories:
+        print(show_tag(package_directory(text), canonical=args.canonical, org=args.org))
+    return 0
+
+
+def run_ls(args: argparse.Namespace) -> int:
+    from cairn.pkg.builtin import every
+
+    packages = every()
+    if args.json:
+        rows = [
+            {"name": p.name, "tag": p.tag, "description": p.description,
+             "directory": str(p.directory)}
+            for p in packages
+        ]  # fmt: skip
+        print(json.dumps(rows, indent=2))
+        return 0
+    width = max(len(p.name) for p in packages)
+    for package in packages:
+        print(f"{package.name:<{width}}  {package.tag}  {package.description}")
     return 0

@@ -29,7 +29,7 @@ from cairn.pkg import debian, image, kernel, sources
 from cairn.pkg.debian import resolver
 from cairn.pkg.layer import write_layer
 from cairn.pkg.spec import DEFAULT_MIRROR, DebianSpec, PackageSpec, load
-from cairn.pkg.tag import package_tag
+from cairn.pkg.tag import package_tag, uncommitted
 from cairn.pkg.tree import Spool, Tree
 from cairn.reproducible import source_date_epoch
 
@@ -112,7 +112,7 @@ class Builder:
                 log.info("%s  %s", name, root.digest)
             result = Result(directory, name, root.digest, True, tuple(r for _, r in built))
         if self.options.push:
-            self._push(name)
+            self._push(spec, name)
             result = Result(
                 result.directory, name, result.digest, result.built, result.platforms, True
             )
@@ -160,11 +160,12 @@ class Builder:
                 kept.append(descriptor)
         return kept
 
-    def _push(self, name: str) -> None:
-        if "-dirty" in name.rpartition(":")[2]:
+    def _push(self, spec: PackageSpec, name: str) -> None:
+        changed = uncommitted(spec)
+        if changed:
             raise CairnError(
-                f"refusing to push {name}: the package has uncommitted changes",
-                hint="commit them first, so that the tag names the sources it was built from",
+                f"refusing to push {name}: {', '.join(map(str, changed))} has uncommitted changes",
+                hint="commit them first, so that the pushed tag names committed sources",
             )
         try:
             push(self.store, name, self.options.registry)

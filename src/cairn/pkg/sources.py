@@ -22,8 +22,8 @@ from cairn.pkg.spec import PackageFile
 from cairn.pkg.tree import HostFile, Matcher, Tree
 
 # Python bytecode next to package data is not part of a package's sources.
-_SKIP_NAMES = frozenset({"__pycache__"})
-_SKIP_SUFFIXES = (".pyc", ".pyo")
+SKIP_NAMES = frozenset({"__pycache__"})
+SKIP_SUFFIXES = (".pyc", ".pyo")
 
 
 def add_links(tree: Tree, files: Iterable[PackageFile]) -> None:
@@ -96,11 +96,11 @@ def _host_tree(tree: Tree, spec: PackageFile) -> None:
         tree.put(Entry(spec.path, Kind.DIR, _mode(spec, 0o755), uid=spec.uid, gid=spec.gid),
                  None, through_links=True)  # fmt: skip
     for directory, dirs, names in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if d not in _SKIP_NAMES)
+        dirs[:] = sorted(d for d in dirs if d not in SKIP_NAMES)
         base = Path(directory)
         relative = base.relative_to(root).as_posix()
         for name in sorted([*dirs, *names]):
-            if name.endswith(_SKIP_SUFFIXES):
+            if name.endswith(SKIP_SUFFIXES):
                 continue
             source = base / name
             path = join(spec.path, relative if relative != "." else "", name)

@@ -1,12 +1,15 @@
 """The tag of a package: ``ORG/IMAGE:HASH``, where the hash names the package's sources.
 
-Inside a git work tree the hash is LinuxKit's: the git tree object of the package
-directory at HEAD, plus ``-dirty-<7 hex>`` (sha256 of the tracked and untracked files'
-contents) when the directory has uncommitted changes, so Cairn and ``linuxkit pkg
-show-tag`` agree on committed packages. Outside git (and for a directory not yet
-committed) LinuxKit would fall back to ``latest``; Cairn hashes the sources instead (paths,
-executable bits, symlink targets and contents), so the same sources always give the same
-tag and a change always gives a new one.
+The hash is git's own tree object id of the package directory as it is on disk, computed
+here in Python: for a committed, unmodified directory it is what ``git ls-tree HEAD DIR``
+prints (LinuxKit's tag), and it is the same with or without git installed, inside a clone,
+in a copy, or in Cairn's installed wheel. A change to any file, name, executable bit or
+symlink target gives a new tag. Python bytecode (``__pycache__``, ``*.pyc``) is not part
+of a package's sources. With ``extra-sources`` the hashes are combined as LinuxKit combines
+them: sha1 of the hex hashes in order.
+
+Git, when present, is used for one thing only: :func:`uncommitted` tells ``cairn pkg
+push`` that a package has changes that are not committed, which it refuses to push.
 
 ``image``, ``org``, ``tag`` and ``extra-sources`` come from the package's checked
 :class:`~cairn.pkg.spec.PackageSpec`: build.yml is parsed once, by :mod:`cairn.pkg.spec`,
@@ -24,10 +27,13 @@ from pathlib import Path
 from cairn import log, proc
 from cairn.errors import CairnError
 from cairn.oci import reference
+from cairn.pkg.sources import SKIP_NAMES, SKIP_SUFFIXES
 from cairn.pkg.spec import PackageSpec, load
 
 _HASH_FIELD = re.compile(r"\{\{\s*\.Hash\s*\}\}")
-_LS_TREE = re.compile(r"^[0-7]{6} [^ ]+ ([0-9a-f]{40})\t.+\n$")
+# git's modes: the only four a tree holds for these kinds
+_FILE, _EXECUTABLE, _SYMLINK, _TREE = b"100644", b"100755", b"120000", b"40000"
+_NOT_SOURCES = SKIP_NAMES | {".git"}
 
 
 def package_tag(spec: PackageSpec, *, canonical: bool = False, org: str | None = None) -> str:
@@ -35,9 +41,9 @@ def package_tag(spec: PackageSpec, *, canonical: bool = False, org: str | None =
 
     ``org`` overrides the ``org`` of build.yml (default ``linuxkit``).
     """
-    source = source_hash(spec.directory)
+    source = tree_hash(spec.directory)
     if spec.extra_sources:
-        extras = [source_hash(extra.source) for extra in spec.extra_sources]
+        extras = [tree_hash(extra.source) for extra in spec.extra_sources]
         source = combine_hashes([source, *extras])
     tag = render_tag(spec.tag, source, where=spec.file)
     name = f"{org or spec.org}/{spec.image}:{tag}"
@@ -63,13 +69,8 @@ def template_tag(directory: Path) -> str:
 
 def combine_hashes(hashes: list[str]) -> str:
     """One hash for a package and its extra sources, as LinuxKit combines them: sha1 of the
-    hex hashes in order; ``-dirty-<7 hex>`` (over the dirty parts' suffixes) if any is dirty."""
-    clean = [h.partition("-dirty-")[0] for h in hashes]
-    combined = hashlib.sha1("".join(clean).encode()).hexdigest()
-    dirty = [h.partition("-dirty-")[2] for h in hashes if "-dirty-" in h]
-    if dirty:
-        combined += "-dirty-" + hashlib.sha256("".join(dirty).encode()).hexdigest()[:7]
-    return combined
+    hex hashes in order."""
+    return hashlib.sha1("".join(hashes).encode()).hexdigest()
 
 
 def render_tag(template: str, source: str, *, where: Path | None = None) -> str:
@@ -83,98 +84,84 @@ def render_tag(template: str, source: str, *, where: Path | None = None) -> str:
     return tag
 
 
-def source_hash(pkg_dir: Path) -> str:
-    """The hash part of a package tag (see the module docstring for the rules)."""
-    top = _git_toplevel(pkg_dir)
-    if top is not None:
-        rel = os.path.relpath(pkg_dir.resolve(), top)
-        tree = _git_tree(top, rel)
-        if tree is not None:
-            if _git_dirty(top, rel):
-                tree += "-dirty-" + _dirty_hash(top, rel)[:7]
-            return tree
-        log.debug("%s is not committed yet: hashing its contents", pkg_dir)
-    return content_hash(pkg_dir)
+def tree_hash(directory: Path) -> str:
+    """git's tree object id (hex) of ``directory`` as it is on disk, without git."""
+    if not directory.is_dir():
+        raise CairnError(f"no such package directory: {directory}")
+    return _tree(directory).hex()
 
 
-def content_hash(pkg_dir: Path) -> str:
-    """sha1 over a canonical listing of the directory: paths, exec bits, links, contents."""
-    digest = hashlib.sha1()
-    for rel, path in _walk(pkg_dir):
+def _tree(directory: Path) -> bytes:
+    """The tree object id of ``directory``; that of the empty tree when nothing in it is a
+    source (git has no empty directories: a parent leaves such a child out)."""
+    entries: list[tuple[bytes, bytes, bytes]] = []  # (sort key, mode, "MODE NAME\0" + id)
+    with os.scandir(directory) as listing:
+        names = [(os.fsencode(e.name), Path(e.path)) for e in listing]
+    for name, path in names:
+        if os.fsdecode(name) in _NOT_SOURCES or name.endswith(_SUFFIXES):
+            continue
         info = path.lstat()
-        if stat.S_ISLNK(info.st_mode):
-            target = os.fsencode(path.readlink())
-            digest.update(b"symlink %s\0%d\0" % (rel, len(target)) + target)
+        if stat.S_ISDIR(info.st_mode):
+            child = _tree(path)
+            if child != _EMPTY_TREE:
+                entries.append((name + b"/", _TREE, child))
+        elif stat.S_ISLNK(info.st_mode):
+            entries.append((name, _SYMLINK, _object(b"blob", os.fsencode(path.readlink()))))
         elif stat.S_ISREG(info.st_mode):
-            mode = b"755" if info.st_mode & 0o111 else b"644"
-            digest.update(b"file %s %s\0%d\0" % (mode, rel, info.st_size))
-            with open(path, "rb") as f:
-                while chunk := f.read(1 << 20):
-                    digest.update(chunk)
-    return digest.hexdigest()
+            mode = _EXECUTABLE if info.st_mode & stat.S_IXUSR else _FILE
+            entries.append((name, mode, _blob(path, info.st_size)))
+        else:
+            raise CairnError(f"{path} is not a file, directory or symlink: no package can hold it")
+    # git sorts a tree's entries by name, a directory's as if its name ended with "/"
+    body = b"".join(
+        mode + b" " + key.removesuffix(b"/") + b"\0" + oid for key, mode, oid in sorted(entries)
+    )
+    return _object(b"tree", body)
 
 
-def _walk(root: Path) -> list[tuple[bytes, Path]]:
-    found: list[tuple[bytes, Path]] = []
-    for directory, dirs, files in os.walk(root):
-        base = Path(directory)
-        # os.walk lists symlinks to directories as directories without following them.
-        names = files + [d for d in dirs if (base / d).is_symlink()]
-        for name in names:
-            path = base / name
-            found.append((os.fsencode(path.relative_to(root).as_posix()), path))
-    return sorted(found)
+def _object(kind: bytes, body: bytes) -> bytes:
+    return hashlib.sha1(b"%s %d\0" % (kind, len(body)) + body).digest()
 
 
-def _git(top: str | Path, *args: str) -> tuple[int, bytes]:
-    result = proc.run(["git", *args], cwd=top, check=False)
-    return result.returncode, result.stdout or b""
+def _blob(path: Path, size: int) -> bytes:
+    digest = hashlib.sha1(b"blob %d\0" % size)
+    read = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+            read += len(chunk)
+    if read != size:
+        raise CairnError(f"{path} changed while its package's tag was computed; try again")
+    return digest.digest()
 
 
-def _git_toplevel(pkg_dir: Path) -> str | None:
-    if not pkg_dir.is_dir():
-        raise CairnError(f"no such package directory: {pkg_dir}")
+_SUFFIXES = tuple(os.fsencode(s) for s in SKIP_SUFFIXES)
+_EMPTY_TREE = _object(b"tree", b"")
+
+
+def uncommitted(spec: PackageSpec) -> list[Path]:
+    """The package's source directories (its own and its extra sources) that have changes
+    git has not committed: modified, deleted or new files. Empty when git is not installed
+    or a directory is not in a git work tree: then nothing says the sources were changed."""
     try:
         proc.require("git")
     except CairnError:
-        log.debug("git is not installed: hashing package contents")
-        return None
-    code, out = _git(pkg_dir, "rev-parse", "--show-toplevel")
-    return out.decode().strip() if code == 0 and out.strip() else None
+        log.debug("git is not installed: not checking %s for uncommitted changes", spec.directory)
+        return []
+    directories = [spec.directory, *(extra.source for extra in spec.extra_sources)]
+    return [d for d in directories if _changed(d)]
 
 
-def _git_tree(top: str, rel: str) -> str | None:
-    if rel == ".":
-        code, out = _git(top, "show", "--format=%T", "-s", "HEAD")
-        text = out.decode().strip()
-        return text if code == 0 and re.fullmatch(r"[0-9a-f]{40}", text) else None
-    code, out = _git(top, "ls-tree", "--full-tree", "HEAD", "--", rel)
-    match = _LS_TREE.match(out.decode(errors="replace")) if code == 0 else None
-    return match.group(1) if match else None
-
-
-def _git_dirty(top: str, rel: str) -> bool:
-    code, _ = _git(top, "diff", "--no-ext-diff", "--exit-code", "--quiet", "HEAD", "--", rel)
-    if code != 0:
-        return True
-    code, _ = _git(top, "ls-files", "--exclude-standard", "--others", "--error-unmatch", "--", rel)
-    return code == 0
-
-
-def _dirty_hash(top: str, rel: str) -> str:
-    digest = hashlib.sha256()
-    _, tracked = _git(top, "ls-files", "-z", "--", rel)
-    _, untracked = _git(top, "ls-files", "-z", "--exclude-standard", "--others", "--", rel)
-    for name in (tracked + untracked).split(b"\0"):
-        if not name:
-            continue
-        path = Path(top) / os.fsdecode(name)
-        try:
-            info = path.lstat()
-        except FileNotFoundError:
-            continue  # deleted but still tracked
-        if stat.S_ISREG(info.st_mode):
-            with open(path, "rb") as f:
-                while chunk := f.read(1 << 20):
-                    digest.update(chunk)
-    return digest.hexdigest()
+def _changed(directory: Path) -> bool:
+    inside = proc.run(
+        ["git", "rev-parse", "--is-inside-work-tree"], cwd=directory, check=False,
+        env={"GIT_OPTIONAL_LOCKS": "0"},
+    )  # fmt: skip
+    if inside.returncode != 0 or inside.stdout.strip() != b"true":
+        return False
+    # GIT_OPTIONAL_LOCKS=0: only look, never refresh the index of someone else's checkout
+    status = proc.run(
+        ["git", "status", "--porcelain", "--untracked-files=all", "--", "."],
+        cwd=directory, env={"GIT_OPTIONAL_LOCKS": "0"},
+    )  # fmt: skip
+    return bool(status.stdout.strip())
