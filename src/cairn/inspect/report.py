@@ -144,11 +144,11 @@ def _attribute(
         return located[0], located[1], owner
     if owner is not None:
         return ("kernel", "kernel", owner) if owner == kernel_image else ("init", owner.name, owner)
+    if sbom is None:
+        return ("kernel", "kernel", None) if in_boot(path) else ("other", UNLISTED, None)
     if path in (SBOM_PATH, APK_DB):
         return "other", DERIVED, None
-    if sbom is not None:
-        return "files", "files", None
-    return ("kernel", "kernel", None) if in_boot(path) else ("other", UNLISTED, None)
+    return "files", "files", None
 
 
 def _parts(sums: dict[tuple[str, str], _Sum]) -> Iterator[Part]:

@@ -59,10 +59,10 @@ def parse(data: bytes, where: str) -> Sbom:
         elif any(ref.startswith(_DEB_PURL) for ref in _purls(package)):
             debs[spdx_id] = (name, version)
     names = {
-        _text(f, "SPDXID"): _text(f, "fileName").removeprefix("./")
+        spdx_id: path
         for f in _dicts(doc.get("files"))
+        if (spdx_id := _text(f, "SPDXID")) and (path := _text(f, "fileName").removeprefix("./"))
     }
-    names.pop("", None)
     owners, contained = _relationships(doc.get("relationships"), images, names, debs)
     ordered = {
         spdx_id: Image(image.name, image.digest, tuple(contained.get(spdx_id, ())))

@@ -13,7 +13,7 @@ import itertools
 import tarfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 from cairn import compress
 from cairn.errors import CairnError
@@ -22,29 +22,50 @@ from cairn.fs import Budget, Readable, forget_read_members
 from cairn.inspect.newc import read_initrd
 from cairn.inspect.tree import Tree, read_kernel
 
+_BLOCK = 512
 _KERNEL_INITRD = ("kernel", "initrd.img")  # formats/initrd.py's members, kernel first
 
 
 def read_tar(path: Path, tree: Tree) -> str:
     """Read a tar output (compressed or not) into ``tree``; returns its format's name."""
     with path.open("rb") as raw:
-        tar = _open(compress.reader(raw), tree.where)
+        stream = _Counted(compress.reader(raw))
+        tar = _open(stream, tree.where)
         members = _members(tar, tree.where)
         first = next(members, None)
         if first is None:
             raise CairnError(f"{tree.where}: the tar archive is empty")
         everything = itertools.chain([first], members)
         if first.name == _KERNEL_INITRD[0]:
-            return _kernel_initrd(tar, everything, tree)
-        docker = False
-        for member in everything:
-            docker = _root_member(tar, member, tree)
-        return "docker" if docker else "tar"
+            found = _kernel_initrd(tar, everything, tree)
+        else:
+            docker = False
+            for member in everything:
+                docker = _root_member(tar, member, tree)
+            found = "docker" if docker else "tar"
+        # tarfile takes the end of a cut archive for its end: it must have read the
+        # end-of-archive block (every tar Cairn writes ends with two).
+        if stream.read(_BLOCK) == b"" and stream.count < tar.offset + _BLOCK:
+            raise CairnError(f"{tree.where}: the tar archive is cut short")
+        return found
 
 
-def _open(stream: IO[bytes], where: str) -> tarfile.TarFile:
+class _Counted(compress.StreamWrapper):
+    """A stream that counts the bytes read from it."""
+
+    def __init__(self, inner: IO[bytes]) -> None:
+        super().__init__(inner, owns=False)
+        self.count = 0
+
+    def read(self, size: int = -1, /) -> bytes:
+        data = self._inner.read(size)
+        self.count += len(data)
+        return data
+
+
+def _open(stream: compress.StreamWrapper, where: str) -> tarfile.TarFile:
     try:
-        return tarfile.open(fileobj=stream, mode="r|")
+        return tarfile.open(fileobj=cast(IO[bytes], stream), mode="r|")
     except compress.read_errors() as exc:
         raise CairnError(f"{where}: not a readable tar archive: {exc}") from exc
 
