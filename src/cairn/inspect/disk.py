@@ -22,15 +22,16 @@ from cairn import compress
 from cairn.errors import CairnError
 from cairn.formats.mbr import SECTOR, TYPE_GPT_PROTECTIVE
 from cairn.inspect.newc import read_initrd
-from cairn.inspect.tree import Tree, read_kernel
+from cairn.inspect.tree import TOOL_TIMEOUT, Tree, read_kernel
 from cairn.inspect.uki import read_uki
 from cairn.proc import run
 from cairn.transfer import load_json
 
 MAX_DISK = 1 << 40  # the largest disk inspect unpacks (sparse: it costs only its data)
-TOOL_TIMEOUT = 600.0
 GCE_MEMBER = "disk.raw"  # the one member of a GCE image (formats/gcetar.py)
 _MTOOLS_ENV = {"MTOOLS_SKIP_CHECK": "1", "MTOOLSRC": os.devnull}  # as formats/fat.py
+_NO_CHECKS = 63  # qemu-img check: "this image format does not support checks"
+_VHD_FOOTER = 512
 _GPT_SIGNATURE = b"EFI PART"
 _GPT_MAX_ENTRIES = 128
 _CHUNK = 1 << 20
@@ -115,7 +116,10 @@ def _fat_copy(spec: str, name: str, scratch: Path) -> Path:
 
 def unpack_image(image: Path, fmt: str, scratch: Path, where: str) -> Path:
     """A qcow2, VMDK or VHD disk (qemu's ``fmt``) as a sparse raw file in ``scratch``."""
-    out = run(["qemu-img", "info", "--output=json", "-f", fmt, image], timeout=TOOL_TIMEOUT)
+    try:
+        out = run(["qemu-img", "info", "--output=json", "-f", fmt, image], timeout=TOOL_TIMEOUT)
+    except CairnError as exc:
+        raise CairnError(f"{where}: qemu-img cannot read it as {fmt}", hint=exc.message) from exc
     info = load_json(out.stdout, f"{where}: qemu-img info")
     size = info.get("virtual-size") if isinstance(info, dict) else None
     if not isinstance(size, int) or not 0 < size <= MAX_DISK:
@@ -123,6 +127,7 @@ def unpack_image(image: Path, fmt: str, scratch: Path, where: str) -> Path:
             f"{where}: a disk of {size} bytes (inspect reads up to {MAX_DISK >> 40} TiB)"
         )
     _check_self_contained(info, image, where)
+    _check_intact(image, fmt, where)
     raw = scratch / "disk.raw"
     run(["qemu-img", "convert", "-q", "-f", fmt, "-O", "raw", image, raw], timeout=TOOL_TIMEOUT)
     return raw
@@ -139,6 +144,26 @@ def _check_self_contained(info: dict[str, Any], image: Path, where: str) -> None
         or any(name != info.get("filename") for name in others)
     ):
         raise CairnError(f"{where}: a disk image that reads other files; refusing it")
+
+
+def _check_intact(image: Path, fmt: str, where: str) -> None:
+    """Refuse a packed disk that is cut short or damaged: qemu-img would read the
+    missing clusters as zeros. qcow2 and VMDK have ``qemu-img check``; a dynamic VHD ends
+    with a copy of the footer it starts with."""
+    if fmt == "vpc":
+        with image.open("rb") as f:
+            head = f.read(_VHD_FOOTER)
+            f.seek(max(f.seek(0, 2) - _VHD_FOOTER, 0))
+            if f.read(_VHD_FOOTER) != head:
+                raise CairnError(f"{where}: the VHD is cut short (its last footer is missing)")
+        return
+    checked = run(["qemu-img", "check", "-q", "-f", fmt, image], check=False, timeout=TOOL_TIMEOUT)
+    if checked.returncode not in (0, _NO_CHECKS):
+        detail = (checked.stderr or checked.stdout).decode(errors="replace").strip()
+        raise CairnError(
+            f"{where}: the {fmt} image is damaged (qemu-img check failed)",
+            hint=detail.splitlines()[-1] if detail else None,
+        )
 
 
 def unpack_gce(image: Path, scratch: Path, where: str) -> Path:

@@ -18,8 +18,7 @@ from pathlib import Path
 from cairn.assemble.sbom import PATH as SBOM_PATH
 from cairn.errors import CairnError
 from cairn.fs import MAX_ARCHIVE_BYTES, MAX_ARCHIVE_ENTRIES
-from cairn.inspect.disk import TOOL_TIMEOUT
-from cairn.inspect.tree import Tree, check_sbom, read_sbom
+from cairn.inspect.tree import TOOL_TIMEOUT, Tree, check_sbom, read_sbom
 from cairn.proc import run
 
 _ROOT = "squashfs-root"
@@ -45,8 +44,10 @@ def read_squashfs(image: Path, tree: Tree, where: str) -> None:
 def read_erofs(image: Path, tree: Tree, scratch: Path, where: str) -> None:
     """Read an erofs root filesystem into ``tree`` (unpacked into ``scratch``)."""
     stats = dict(_STAT.findall(_tool(["dump.erofs", "-S", image], where, "erofs").decode()))
-    files, size = int(stats.get("file count", -1)), int(stats.get("original file size", -1))
-    if not 0 <= files <= MAX_ARCHIVE_ENTRIES or not 0 <= size <= MAX_ARCHIVE_BYTES:
+    if len(stats) != len(("file count", "original file size")):
+        raise CairnError(f"{where}: cannot be read as erofs (dump.erofs gives no statistics)")
+    files, size = int(stats["file count"]), int(stats["original file size"])
+    if files > MAX_ARCHIVE_ENTRIES or size > MAX_ARCHIVE_BYTES:
         raise CairnError(
             f"{where}: holds {files} files of {size} bytes (inspect unpacks at most "
             f"{MAX_ARCHIVE_ENTRIES} files of {MAX_ARCHIVE_BYTES >> 30} GiB); refusing it"

@@ -14,9 +14,9 @@ from pathlib import Path
 from cairn.assemble.sbom import PATH as SBOM_PATH
 from cairn.errors import CairnError
 from cairn.fs import MAX_ARCHIVE_ENTRIES
-from cairn.inspect.disk import TOOL_TIMEOUT, read_fat
+from cairn.inspect.disk import read_fat
 from cairn.inspect.newc import read_initrd
-from cairn.inspect.tree import Tree, read_kernel, read_sbom
+from cairn.inspect.tree import TOOL_TIMEOUT, Tree, read_kernel, read_sbom
 from cairn.proc import run
 
 # One regular file of `lsdl`: mode, links, owner, group, size, date (3 fields), then the

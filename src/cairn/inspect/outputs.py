@@ -10,6 +10,7 @@ read too. Temporaries go to one private directory, removed afterwards.
 
 from __future__ import annotations
 
+import io
 import struct
 import tempfile
 from collections.abc import Callable
@@ -103,8 +104,6 @@ def _by_magic(head: bytes) -> str | None:
 
 def _compressed(head: bytes, path: Path) -> str:
     """A compressed file: an initrd, a GCE image (``disk.raw`` in a tar), or a tar."""
-    import io
-
     try:
         inner = compress.reader(io.BytesIO(head)).read(512)
     except compress.read_errors() as exc:
