@@ -16,6 +16,7 @@ from cairn.errors import CairnError
 from cairn.formats import table, uki
 from cairn.formats.tarball import DOCKERFILE
 from cairn.fs import Entry, Item, Kind, directory, regular
+from cairn.inspect.host import run_tool
 from cairn.inspect.outputs import KERNEL, kind, locate, payload, read_output
 from cairn.tar import TarWriter
 from tests.fixtures.env import need_file
@@ -188,3 +189,11 @@ def test_an_unreadable_tar_is_an_error_naming_it(tmp_path: Path) -> None:
     path.write_bytes(data[:700])
     with pytest.raises(CairnError, match=r"sys\.tar"):
         read_output(path)
+
+
+def test_a_missing_host_tool_is_named_with_its_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setattr("cairn.proc._sbin", lambda tool: None)
+    with pytest.raises(CairnError, match="'unsquashfs' is not installed") as error:
+        run_tool(["unsquashfs", "-lln", "x.img"], "x.img", "cannot be read as squashfs")
+    assert error.value.hint == "install it with: apt-get install squashfs-tools"

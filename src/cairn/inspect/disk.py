@@ -12,7 +12,6 @@ files (a backing file, an external data file or extent) is refused.
 
 from __future__ import annotations
 
-import os
 import struct
 import tarfile
 from pathlib import Path
@@ -20,16 +19,18 @@ from typing import IO, Any, BinaryIO, cast
 
 from cairn import compress
 from cairn.errors import CairnError
+from cairn.formats.fat import tool_env
 from cairn.formats.mbr import SECTOR, TYPE_GPT_PROTECTIVE
+from cairn.inspect.host import TOOL_TIMEOUT, run_tool
 from cairn.inspect.newc import read_initrd
-from cairn.inspect.tree import TOOL_TIMEOUT, Tree, read_kernel
+from cairn.inspect.tree import Tree, read_kernel
 from cairn.inspect.uki import read_uki
 from cairn.proc import run
 from cairn.transfer import load_json
 
 MAX_DISK = 1 << 40  # the largest disk inspect unpacks (sparse: it costs only its data)
 GCE_MEMBER = "disk.raw"  # the one member of a GCE image (formats/gcetar.py)
-_MTOOLS_ENV = {"MTOOLS_SKIP_CHECK": "1", "MTOOLSRC": os.devnull}  # as formats/fat.py
+_MTOOLS_ENV = tool_env(0)  # as mtools runs for the writer (only reading: no time matters)
 _NO_CHECKS = 63  # qemu-img check: "this image format does not support checks"
 _VHD_FOOTER = 512
 _GPT_SIGNATURE = b"EFI PART"
@@ -48,11 +49,11 @@ def read_fat(image: Path, offset: int, tree: Tree, scratch: Path, where: str) ->
     spec = f"{image}@@{offset}"
     names = _fat_listing(spec, where)
     if "initrd.img" in names:
-        initrd = _fat_copy(spec, "initrd.img", scratch)
+        initrd = _fat_copy(spec, "initrd.img", scratch, where)
         with initrd.open("rb") as f:
             read_initrd(f, tree, f"{where}: initrd.img")
         if "kernel" in names:
-            kernel = _fat_copy(spec, "kernel", scratch)
+            kernel = _fat_copy(spec, "kernel", scratch, where)
             with kernel.open("rb") as f:
                 tree.kernel = read_kernel(f, kernel.stat().st_size)
         return "bios"
@@ -62,7 +63,7 @@ def read_fat(image: Path, offset: int, tree: Tree, scratch: Path, where: str) ->
             f"{where}: its FAT filesystem holds neither initrd.img nor a unified kernel "
             "image in EFI/Linux"
         )
-    read_uki(_fat_copy(spec, ukis[0], scratch), tree, f"{where}: {ukis[0]}")
+    read_uki(_fat_copy(spec, ukis[0], scratch, where), tree, f"{where}: {ukis[0]}")
     return "efi"
 
 
@@ -100,27 +101,24 @@ def _gpt_offset(f: BinaryIO, where: str) -> int:
 
 def _fat_listing(spec: str, where: str) -> set[str]:
     """Every path in the FAT filesystem at ``spec`` (directories end with ``/``)."""
-    try:
-        out = run(["mdir", "-/", "-b", "-i", spec, "::/"], env=_MTOOLS_ENV, timeout=TOOL_TIMEOUT)
-    except CairnError as exc:
-        raise CairnError(f"{where}: no FAT filesystem in its partition", hint=exc.message) from exc
-    text = out.stdout.decode("utf-8", "surrogateescape")
+    out = run_tool(["mdir", "-/", "-b", "-i", spec, "::/"], where,
+                   "no FAT filesystem in its partition", env=_MTOOLS_ENV)  # fmt: skip
+    text = out.decode("utf-8", "surrogateescape")
     return {line.removeprefix("::/") for line in text.splitlines() if line.startswith("::/")}
 
 
-def _fat_copy(spec: str, name: str, scratch: Path) -> Path:
+def _fat_copy(spec: str, name: str, scratch: Path, where: str) -> Path:
     dest = scratch / f"fat-{Path(name).name}"
-    run(["mcopy", "-n", "-i", spec, f"::/{name}", dest], env=_MTOOLS_ENV, timeout=TOOL_TIMEOUT)
+    run_tool(["mcopy", "-n", "-i", spec, f"::/{name}", dest], where, f"cannot copy {name} out",
+             env=_MTOOLS_ENV)  # fmt: skip
     return dest
 
 
 def unpack_image(image: Path, fmt: str, scratch: Path, where: str) -> Path:
     """A qcow2, VMDK or VHD disk (qemu's ``fmt``) as a sparse raw file in ``scratch``."""
-    try:
-        out = run(["qemu-img", "info", "--output=json", "-f", fmt, image], timeout=TOOL_TIMEOUT)
-    except CairnError as exc:
-        raise CairnError(f"{where}: qemu-img cannot read it as {fmt}", hint=exc.message) from exc
-    info = load_json(out.stdout, f"{where}: qemu-img info")
+    out = run_tool(["qemu-img", "info", "--output=json", "-f", fmt, image], where,
+                   f"qemu-img cannot read it as {fmt}")  # fmt: skip
+    info = load_json(out, f"{where}: qemu-img info")
     size = info.get("virtual-size") if isinstance(info, dict) else None
     if not isinstance(size, int) or not 0 < size <= MAX_DISK:
         raise CairnError(
@@ -129,7 +127,8 @@ def unpack_image(image: Path, fmt: str, scratch: Path, where: str) -> Path:
     _check_self_contained(info, image, where)
     _check_intact(image, fmt, where)
     raw = scratch / "disk.raw"
-    run(["qemu-img", "convert", "-q", "-f", fmt, "-O", "raw", image, raw], timeout=TOOL_TIMEOUT)
+    run_tool(["qemu-img", "convert", "-q", "-f", fmt, "-O", "raw", image, raw], where,
+             f"qemu-img cannot unpack it from {fmt}")  # fmt: skip
     return raw
 
 

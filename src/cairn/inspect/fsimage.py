@@ -18,8 +18,8 @@ from pathlib import Path
 from cairn.assemble.sbom import PATH as SBOM_PATH
 from cairn.errors import CairnError
 from cairn.fs import MAX_ARCHIVE_BYTES, MAX_ARCHIVE_ENTRIES
-from cairn.inspect.tree import TOOL_TIMEOUT, Tree, check_sbom, read_sbom
-from cairn.proc import run
+from cairn.inspect.host import run_tool
+from cairn.inspect.tree import Tree, check_sbom, read_sbom
 
 _ROOT = "squashfs-root"
 # One regular file of `unsquashfs -lln`: mode, uid/gid, size, date, time, path.
@@ -68,7 +68,4 @@ def read_erofs(image: Path, tree: Tree, scratch: Path, where: str) -> None:
 
 
 def _tool(argv: list[str | Path], where: str, what: str) -> bytes:
-    try:
-        return run(argv, timeout=TOOL_TIMEOUT).stdout
-    except CairnError as exc:
-        raise CairnError(f"{where}: cannot be read as {what}", hint=exc.message) from exc
+    return run_tool(argv, where, f"cannot be read as {what}")

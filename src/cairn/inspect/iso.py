@@ -15,9 +15,9 @@ from cairn.assemble.sbom import PATH as SBOM_PATH
 from cairn.errors import CairnError
 from cairn.fs import MAX_ARCHIVE_ENTRIES
 from cairn.inspect.disk import read_fat
+from cairn.inspect.host import run_tool
 from cairn.inspect.newc import read_initrd
-from cairn.inspect.tree import TOOL_TIMEOUT, Tree, read_kernel, read_sbom
-from cairn.proc import run
+from cairn.inspect.tree import Tree, read_kernel, read_sbom
 
 # One regular file of `lsdl`: mode, links, owner, group, size, date (3 fields), then the
 # path in single quotes, a quote in it written '"'"' (a newline in it stays a newline).
@@ -53,12 +53,9 @@ def read_iso(image: Path, tree: Tree, scratch: Path, where: str) -> str:
 
 def _listing(image: Path, where: str) -> dict[str, int]:
     """Every regular file of the ISO and its size."""
-    try:
-        out = run(["xorriso", "-indev", image, "-find", "/", "-type", "f", "-exec", "lsdl"],
-                  timeout=TOOL_TIMEOUT)  # fmt: skip
-    except CairnError as exc:
-        raise CairnError(f"{where}: xorriso cannot read it as an ISO", hint=exc.message) from exc
-    text = out.stdout.decode("utf-8", "surrogateescape")
+    out = run_tool(["xorriso", "-indev", image, "-find", "/", "-type", "f", "-exec", "lsdl"],
+                   where, "xorriso cannot read it as an ISO")  # fmt: skip
+    text = out.decode("utf-8", "surrogateescape")
     files = {m[2].replace(_QUOTE, "'").lstrip("/"): int(m[1]) for m in _LSDL.finditer(text)}
     if len(files) > MAX_ARCHIVE_ENTRIES:
         raise CairnError(f"{where}: holds more than {MAX_ARCHIVE_ENTRIES} files; refusing it")
@@ -67,9 +64,6 @@ def _listing(image: Path, where: str) -> dict[str, int]:
 
 def _extract(image: Path, path: str, scratch: Path, where: str) -> Path:
     dest = scratch / f"iso-{Path(path).name}"
-    try:
-        run(["xorriso", "-osirrox", "on", "-indev", image, "-extract", f"/{path}", dest],
-            timeout=TOOL_TIMEOUT)  # fmt: skip
-    except CairnError as exc:
-        raise CairnError(f"{where}: cannot take {path} out of it", hint=exc.message) from exc
+    run_tool(["xorriso", "-osirrox", "on", "-indev", image, "-extract", f"/{path}", dest],
+             where, f"cannot take {path} out of it")  # fmt: skip
     return dest

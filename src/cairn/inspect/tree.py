@@ -18,7 +18,6 @@ from cairn.fs import Readable, clean, copy_data
 
 KERNEL_PATH = "boot/kernel"  # where the kernel section puts the kernel (assemble/kernel.py)
 MAX_SBOM = 256 << 20  # about 700,000 files; an SBOM is parsed whole
-TOOL_TIMEOUT = 600.0  # seconds a host tool (xorriso, mtools, qemu-img, ...) may take
 
 
 @dataclass(frozen=True)
