@@ -4,12 +4,14 @@ recognising it by its content; the tar outputs and the UKI read back without hos
 
 from __future__ import annotations
 
+import json
 import struct
 from pathlib import Path
 
 import pytest
 
 from cairn.assemble.sbom import FileRecord, ImageRecord, sbom
+from cairn.cli import main
 from cairn.compress import PlainWriter
 from cairn.cpio import CpioWriter
 from cairn.errors import CairnError
@@ -197,3 +199,23 @@ def test_a_missing_host_tool_is_named_with_its_package(monkeypatch: pytest.Monke
     with pytest.raises(CairnError, match="'unsquashfs' is not installed") as error:
         run_tool(["unsquashfs", "-lln", "x.img"], "x.img", "cannot be read as squashfs")
     assert error.value.hint == "install it with: apt-get install squashfs-tools"
+
+
+def test_hostile_names_reach_neither_the_terminal_nor_break_the_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    evil = "containers/services/\x1b]0;owned\x07\udcff"
+    record = FileRecord.of(f"{evil}/config.json", 2, "1" * 40, "2" * 64, IMAGE.name)
+    document = sbom([IMAGE], [record], 0)
+    items = [
+        directory(evil),
+        regular(f"{evil}/config.json", b"{}"),
+        regular("sbom.spdx.json", document),
+    ]
+    path = write_tar(tmp_path / "sys.tar", items)
+    assert main(["inspect", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert "\x1b" not in text and "\x07" not in text and "\\x1b]0;owned" in text
+    assert main(["inspect", "--json", str(path)]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert found["containers"][0]["name"] == "\x1b]0;owned\x07\udcff"

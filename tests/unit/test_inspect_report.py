@@ -275,3 +275,11 @@ def test_the_text_lists_each_part_on_a_line_of_its_own() -> None:
 )
 def test_sizes_are_shown_in_binary_units(size: int, text: str) -> None:
     assert human(size) == text
+
+
+def test_names_from_the_output_cannot_drive_the_terminal() -> None:
+    evil = "containers/services/\x1b[2Jevil\udcff/config.json"
+    text = render(build_report(contents(extra={evil: 10}, with_sbom=False)))
+    text.encode("utf-8")  # printable: no lone surrogate left
+    assert "\x1b" not in text
+    assert "\\x1b[2Jevil\\xff" in text  # shown escaped

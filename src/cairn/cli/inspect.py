@@ -45,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
         if args.svg == atomic.STDOUT:
             return 0
     if args.json:
-        json.dump(to_json(report), sys.stdout, indent=2, ensure_ascii=False)
+        # ASCII: a name from the output may hold bytes that are not UTF-8 (as escapes).
+        json.dump(to_json(report), sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         sys.stdout.write(render(report))

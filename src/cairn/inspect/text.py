@@ -1,12 +1,31 @@
-"""The report for people: one line per part, then the packages and the SBOM's summary."""
+"""The report for people: one line per part, then the packages and the SBOM's summary.
+
+Names come from the output, which is hostile: control characters (a terminal's escape
+sequences) and bytes that are not UTF-8 are shown escaped, never sent to the terminal.
+"""
 
 from __future__ import annotations
+
+import re
 
 from cairn.inspect.report import Part, Report
 from cairn.inspect.spdx import Image
 
 _UNITS = ("KiB", "MiB", "GiB", "TiB")
 _LABEL_MAX = 40
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def shown(text: str) -> str:
+    """``text`` with control characters and undecodable bytes escaped (``\\x1b``)."""
+    return _UNSAFE.sub(lambda m: _escape(m.group()), text)
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8 (decoded with surrogateescape)
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
 
 
 def human(size: int) -> str:
@@ -45,7 +64,7 @@ def render(report: Report) -> str:
             lines.append(f"{heading:<11}{f'{name} {version}':<{name_width}}  in {image.name}")
     lines.append("")
     lines.append(_summary(report))
-    return "\n".join(lines) + "\n"
+    return "".join(shown(line) + "\n" for line in lines)
 
 
 def _rows(report: Report, part: Part) -> list[tuple[str, str, str, str]]:
