@@ -55,7 +55,7 @@ def read_fat(image: Path, offset: int, tree: Tree, scratch: Path, where: str) ->
         if "kernel" in names:
             kernel = _fat_copy(spec, "kernel", scratch, where)
             with kernel.open("rb") as f:
-                tree.kernel = read_kernel(f, kernel.stat().st_size)
+                tree.kernel = read_kernel(f, kernel.stat().st_size, f"{where}: kernel")
         return "bios"
     ukis = sorted(n for n in names if n.startswith("EFI/Linux/") and n.lower().endswith(".efi"))
     if not ukis:

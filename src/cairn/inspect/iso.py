@@ -38,7 +38,7 @@ def read_iso(image: Path, tree: Tree, scratch: Path, where: str) -> str:
             read_initrd(f, tree, f"{where}: {initrd}")
         if kernel in files:
             with _extract(image, kernel, scratch, where).open("rb") as f:
-                tree.kernel = read_kernel(f, files[kernel])
+                tree.kernel = read_kernel(f, files[kernel], f"{where}: {kernel}")
         return "iso-bios"
     if _ESP in files:
         read_fat(_extract(image, _ESP, scratch, where), 0, tree, scratch, f"{where}: {_ESP}")

@@ -124,7 +124,7 @@ def _kernel_beside(path: Path, tree: Tree) -> None:
         kernel = path.with_name(KERNEL.format(name=path.name.removesuffix(suffix)))
         if kernel.is_file():
             with kernel.open("rb") as f:
-                tree.kernel = read_kernel(f, kernel.stat().st_size)
+                tree.kernel = read_kernel(f, kernel.stat().st_size, str(kernel))
             return
 
 

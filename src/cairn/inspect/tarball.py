@@ -117,7 +117,9 @@ def _kernel_initrd(tar: tarfile.TarFile, members: Iterable[tarfile.TarInfo], tre
     found = False
     for member in members:
         if member.name == _KERNEL_INITRD[0] and member.isfile():
-            tree.kernel = read_kernel(_data(tar, member, tree.where), member.size)
+            tree.kernel = read_kernel(
+                _data(tar, member, tree.where), member.size, f"{tree.where}: {member.name}"
+            )
         elif member.name == _KERNEL_INITRD[1] and member.isfile():
             read_initrd(_data(tar, member, tree.where), tree, f"{tree.where}: {member.name}")
             found = True

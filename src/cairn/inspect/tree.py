@@ -28,10 +28,11 @@ class Kernel:
     version: str | None
 
 
-def read_kernel(data: Readable, size: int) -> Kernel:
-    """The kernel whose ``size`` bytes ``data`` starts (only its head is read)."""
+def read_kernel(data: Readable, size: int, where: str) -> Kernel:
+    """The kernel whose ``size`` bytes ``data`` starts (only its head is read); ``where``
+    names it in errors."""
     head = bytearray()
-    copy_data(data, head.extend, min(size, HEAD), "the kernel")
+    copy_data(data, head.extend, min(size, HEAD), where)
     return Kernel(size, header_version(bytes(head)))
 
 
@@ -90,7 +91,7 @@ class Tree:
         if path == SBOM_PATH:
             self.sbom = read_sbom(data, size, self.where)
         elif path == KERNEL_PATH:
-            self.kernel = read_kernel(data, size)
+            self.kernel = read_kernel(data, size, f"{self.where}: {path}")
 
     def link(self, name: str, target: str) -> None:
         """A hard link to the earlier file ``target``."""

@@ -29,7 +29,7 @@ def read_uki(path: Path, tree: Tree, where: str) -> None:
         read_initrd(_Section(f, *initrd), tree, f"{where}: .initrd")
         linux = sections.get(".linux")
         if linux is not None:
-            tree.kernel = _kernel(f, linux, sections.get(".uname"))
+            tree.kernel = _kernel(f, linux, sections.get(".uname"), where)
 
 
 def _sections(f: BinaryIO, where: str) -> dict[str, tuple[int, int]]:
@@ -57,8 +57,10 @@ def _length(section: PeSection) -> int:
     return min(section.virtual_size, section.raw_size) or section.raw_size
 
 
-def _kernel(f: BinaryIO, linux: tuple[int, int], uname: tuple[int, int] | None) -> Kernel:
-    kernel = read_kernel(_Section(f, *linux), linux[1])
+def _kernel(
+    f: BinaryIO, linux: tuple[int, int], uname: tuple[int, int] | None, where: str
+) -> Kernel:
+    kernel = read_kernel(_Section(f, *linux), linux[1], f"{where}: .linux")
     if uname is None:
         return kernel
     text = _Section(f, uname[0], min(uname[1], _UNAME_MAX)).read()
