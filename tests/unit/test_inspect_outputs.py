@@ -219,3 +219,10 @@ def test_hostile_names_reach_neither_the_terminal_nor_break_the_json(
     assert main(["inspect", "--json", str(path)]) == 0
     found = json.loads(capsys.readouterr().out)
     assert found["containers"][0]["name"] == "\x1b]0;owned\x07\udcff"
+
+
+def test_only_the_command_line_imports_the_reader_of_outputs() -> None:
+    from tests.unit.test_layers import imports, modules
+
+    users = {m for m in modules() if any(i.startswith("cairn.inspect") for i in imports(m))}
+    assert {m for m in users if not m.startswith(("cairn.inspect", "cairn.cli"))} == set()
