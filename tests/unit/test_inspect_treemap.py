@@ -82,7 +82,7 @@ def test_the_svg_has_a_labelled_rectangle_per_part_coloured_by_section() -> None
     svg = treemap(report())
     found = rects(svg)
     assert [(r.get("data-section"), r.get("data-name")) for r in found] == [
-        ("kernel", "kernel 6.1.0-test"), ("init", "init:1"), ("onboot", "000-dhcpcd"),
+        ("kernel", "kernel 6.1.0-test"), ("init", "init"), ("onboot", "000-dhcpcd"),
         ("services", "getty"), ("services", "getty2"), ("files", "files section"),
         ("other", "derived"),
     ]  # fmt: skip

@@ -16,7 +16,7 @@ from pathlib import PurePosixPath
 from xml.sax.saxutils import escape, quoteattr
 
 from cairn.inspect.report import SECTIONS, Part, Report
-from cairn.inspect.text import count, human
+from cairn.inspect.text import count, human, short
 from cairn.inspect.treemap import Rect, squarify
 
 WIDTH = 960
@@ -73,7 +73,7 @@ def label(part: Part, report: Report) -> str:
     if part.section == "kernel" and report.kernel_version:
         return f"kernel {report.kernel_version}"
     if part.section == "init" and part.image is not None:
-        return part.image.name.rsplit("/", 1)[-1]
+        return short(part.image.name)
     if part.path is not None:
         return part.path.rsplit("/", 1)[-1]
     return {"files": "files section"}.get(part.section, part.name)

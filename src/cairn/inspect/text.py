@@ -28,6 +28,11 @@ def _escape(char: str) -> str:
     return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
 
 
+def short(image: str) -> str:
+    """An image's name without its registry, path, tag or digest: ``getty``."""
+    return image.rsplit("/", 1)[-1].split("@", 1)[0].split(":", 1)[0] or image
+
+
 def human(size: int) -> str:
     """A size for people: ``512 B``, ``1.5 KiB``, ``13.5 MiB``."""
     if size < 1024:
@@ -76,8 +81,8 @@ def _rows(report: Report, part: Part) -> list[tuple[str, str, str, str]]:
             ("kernel", report.kernel_version or "kernel", human(part.bytes), _image(part.image))
         ]
     if part.section == "init":
-        return [("init", part.image.name if part.image else part.name, human(part.bytes),
-                 _digest(part.image))]  # fmt: skip
+        return [("init", short(part.image.name if part.image else part.name), human(part.bytes),
+                 _image(part.image))]  # fmt: skip
     if part.section == "other":
         return [("other", f"{part.name}: {count(part.files, 'file')}", human(part.bytes), "")]
     name = part.path.rsplit("/", 1)[-1] if part.path else part.name
