@@ -26,7 +26,7 @@ from cairn.cli.options import add_output_flags, setup_logging
 from cairn.errors import CairnError, UsageError
 
 # Command groups, in the order `cairn --help` lists them.
-GROUPS = ("new", "build", "run", "pkg", "cache", "metadata")
+GROUPS = ("new", "build", "inspect", "run", "pkg", "cache", "metadata")
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
 

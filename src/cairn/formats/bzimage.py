@@ -16,10 +16,17 @@ def _is_bzimage(head: bytes) -> bool:
     return len(head) >= 0x206 and head[0x202:0x206] == b"HdrS" and head[0x1FE:0x200] == b"\x55\xaa"
 
 
+HEAD = 0x10000  # the bytes of a kernel that :func:`header_version` needs
+
+
 def kernel_version(kernel: Path) -> str | None:
     """The version string an x86 bzImage carries in its setup header, if any."""
     with kernel.open("rb") as f:
-        head = f.read(0x10000)
+        return header_version(f.read(HEAD))
+
+
+def header_version(head: bytes) -> str | None:
+    """The version string in the setup header of a bzImage's first :data:`HEAD` bytes."""
     if len(head) < 0x210 or not _is_bzimage(head):
         return None
     (offset,) = struct.unpack_from("<H", head, 0x20E)
