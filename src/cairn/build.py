@@ -10,6 +10,7 @@ cairn.formats.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from cairn.assemble.products import BuildProducts
 from cairn.assemble.sbom import image_record
 from cairn.cache import Cache
 from cairn.config.model import Config, ImageSpec
+from cairn.errors import CairnError
 from cairn.formats import table
 from cairn.formats.inputs import OutputOptions
 from cairn.oci.resolve import RegistryOptions
@@ -61,12 +63,20 @@ def output_name(options: BuildOptions) -> str:
     return base
 
 
-def load_config(options: BuildOptions) -> Config:
+def load_config(options: BuildOptions, packages: dict[str, Path] | None = None) -> Config:
+    """The merged configuration; ``packages`` (when given) learns the package directory of
+    every image a ``@pkg:`` template named, by its tag."""
     from cairn.config.load import load
     from cairn.pkg.tag import template_tag
 
+    def package_tag(directory: Path) -> str:
+        tag = template_tag(directory)
+        if packages is not None:
+            packages[tag] = directory
+        return tag
+
     stdin = sys.stdin if "-" in options.configs else None
-    return load(list(options.configs), stdin=stdin, package_tag=template_tag)
+    return load(list(options.configs), stdin=stdin, package_tag=package_tag)
 
 
 def dry_run(options: BuildOptions) -> bytes:
@@ -81,23 +91,31 @@ def build(options: BuildOptions) -> list[Path]:
     formats = list(dict.fromkeys(options.formats))
     formats = formats or ["tar" if options.outputs.output else table.DEFAULT]
     table.check_formats(formats, options.outputs.output)
+    table.check_tools(formats, signing=options.outputs.signing is not None)
+    ignoring = table.ignoring_size(formats) if options.outputs.size is not None else []
+    if ignoring:
+        log.warn("--size applies to disk formats only; ignored for %s", ", ".join(ignoring))
     epoch = source_date_epoch()
     table.check_destination(options.outputs)
+    packages: dict[str, Path] = {}
     with log.step("Loading configuration"):
-        config = load_config(options)
+        config = load_config(options, packages)
     table.check_kernel(formats, config.kernel is not None)
     cache = Cache(options.cache)
     store = cache.open_store()
     with log.step("Resolving images"):
         from cairn.oci.resolve import resolve
 
-        images = resolve(
-            config.image_references(),
-            store,
-            platform=f"linux/{options.arch}",
-            pull=options.pull,
-            options=options.registry,
-        )
+        try:
+            images = resolve(
+                config.image_references(),
+                store,
+                platform=f"linux/{options.arch}",
+                pull=options.pull,
+                options=options.registry,
+            )
+        except CairnError as exc:
+            raise _unbuilt_packages(exc, store, packages, options.cache) from exc
     with log.step("Planning segments"):
         segments = planning.plan(config, _plan_inputs(config, images, store, epoch))
     segments_cache = SegmentCache(cache.segments, reuse=options.reuse_segments)
@@ -114,6 +132,42 @@ def build(options: BuildOptions) -> list[Path]:
     written = table.write_formats(formats, products, options.outputs)
     cache.prune_segments(SEGMENT_CACHE_BYTES)
     return written
+
+
+def _unbuilt_packages(
+    exc: CairnError, store: Store, packages: Mapping[str, Path], cache: Path | None
+) -> CairnError:
+    """A failed pull, where an image named by ``@pkg:`` that is still not in the cache
+    says which ``cairn pkg build`` makes it (a registry that does not have it is the
+    usual reason, not the problem)."""
+    from cairn.oci.resolve import PullFailed
+
+    missing = [name for name in packages if store.lookup(name) is None]
+    failures = exc.failures if isinstance(exc, PullFailed) else dict.fromkeys(missing[:1], exc)
+    if not missing or not (len(missing) == 1 or isinstance(exc, PullFailed)):
+        return exc
+    directories = []
+    for name in missing:
+        if name in failures:
+            directory = _shown(packages[name])
+            directories.append(directory)
+            log.debug("pulling %s failed: %s", name, failures[name].message)
+            failures[name] = CairnError(
+                f"{name}: the package {directory} was never built (it is not in the cache "
+                "and could not be pulled)"
+            )
+    where = f" --cache {cache}" if cache else ""
+    them = "it" if len(directories) == 1 else "them"
+    hint = f"build {them} first: cairn pkg build{where} {' '.join(directories)}"
+    if len(failures) == 1:
+        return CairnError(next(iter(failures.values())).message, hint=hint)
+    return PullFailed(failures, hint=hint)
+
+
+def _shown(path: Path) -> str:
+    """``path`` as a person would type it here: relative below the working directory."""
+    relative = os.path.relpath(path.absolute())
+    return path.as_posix() if relative.startswith("..") else relative
 
 
 def _plan_inputs(
