@@ -17,6 +17,8 @@ from cairn.cli.build import parse_size
 from cairn.cli.options import add_registry_args, cache_dir, registry_options
 from cairn.errors import CairnError
 from cairn.oci import archive
+from cairn.oci.descriptor import NotCached
+from cairn.oci.reference import Reference
 from cairn.oci.store import Store
 
 
@@ -230,7 +232,12 @@ def _import(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     store = _store(args)
     platform = args.platform or f"linux/{args.arch}"
-    image = store.image(args.name, platform)  # fails before an output file is created
+    try:
+        image = store.image(args.name, platform)  # fails before an output file is created
+    except NotCached as exc:
+        where = f" --cache {args.cache}" if args.cache else ""
+        command = f"export{where} {{}} -o {args.outfile}"
+        raise _cached_instead(exc, store, args.name, command) from exc
     try:
         with atomic.output(args.outfile) as out:
             export.export(
@@ -241,6 +248,29 @@ def _export(args: argparse.Namespace) -> int:
         raise CairnError(f"cannot write {args.outfile}: {exc.strerror or exc}") from exc
     log.debug("wrote %s", args.outfile)
     return 0
+
+
+def _cached_instead(exc: NotCached, store: Store, name: str, command: str) -> CairnError:
+    """``exc``, with a hint naming the images the cache does hold under a name like
+    ``name`` (the same repository, or the same last path component), if any."""
+    from cairn.oci import reference
+
+    wanted = reference.parse(name)
+    similar = [
+        cached
+        for cached, _ in store.entries()
+        if cached != str(wanted) and _same_image(reference.parse(cached), wanted)
+    ]
+    if not similar:
+        return exc
+    hint = "; ".join(f"cairn cache {command.format(n)}" for n in similar[:3])
+    return NotCached(exc.message, hint=f"the cache has {', '.join(similar)}: {hint}")
+
+
+def _same_image(cached: Reference, wanted: Reference) -> bool:
+    if cached.name == wanted.name:
+        return True  # another tag of the same repository
+    return cached.path.rsplit("/", 1)[-1] == wanted.path.rsplit("/", 1)[-1]
 
 
 def _push(args: argparse.Namespace) -> int:

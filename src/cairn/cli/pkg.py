@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from cairn.errors import UsageError
+from cairn.errors import CairnError, UsageError
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -74,6 +74,8 @@ def run_build(args: argparse.Namespace) -> int:
     from cairn.cli.options import cache_dir, registry_options
     from cairn.pkg.build import Options, build_packages
 
+    for directory in args.directories:
+        _refuse_dockerfile(directory)
     options = Options(
         cache=cache_dir(args),
         debian_cache=args.debian_cache,
@@ -87,6 +89,33 @@ def run_build(args: argparse.Namespace) -> int:
     for result in build_packages(args.directories, options):
         print(result.name)
     return 0
+
+
+def _refuse_dockerfile(directory: Path) -> None:
+    """A LinuxKit package (a Dockerfile, no ``debian`` or ``files``) cannot be built here:
+    say so, and how its image comes into the cache instead."""
+    from cairn.pkg.spec import load
+    from cairn.pkg.tag import template_tag
+
+    if not (directory / "Dockerfile").is_file():
+        return
+    try:
+        load(directory)
+        return  # it also describes a Cairn build: the Dockerfile is not used
+    except CairnError:
+        pass
+    try:
+        tag = template_tag(directory)
+    except CairnError:
+        tag = "NAME:TAG"
+    raise CairnError(
+        f"{directory} is a LinuxKit package built from a Dockerfile; Cairn builds images from "
+        "Debian packages and files (build.yml `debian` and `files`, docs/packages.md), "
+        "not from Dockerfiles",
+        hint=f"build it with Docker and import the image: docker build -t {tag} {directory} "
+        f"&& docker save {tag} | cairn cache import - (an OCI tar works too: cairn cache "
+        f"import FILE --name {tag}); YAML naming it by @pkg: then finds it in the cache",
+    )
 
 
 def run_show_tag(args: argparse.Namespace) -> int:

@@ -202,6 +202,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _spec(args: argparse.Namespace) -> MachineSpec:
+    _refuse_yaml(args.path)
     data = user_data(args.data, args.data_file)
     forced = [name for name in ("iso", "kernel", "squashfs") if getattr(args, name)]
     if len(forced) > 1:
@@ -230,6 +231,16 @@ def _spec(args: argparse.Namespace) -> MachineSpec:
         grace=args.grace,
         boot_chart=args.boot_chart.absolute() if args.boot_chart else None,
     )
+
+
+def _refuse_yaml(path: str) -> None:
+    # Booted as a disk, a YAML file would hang in the firmware: say what to do instead.
+    if path.endswith((".yml", ".yaml")):
+        name = Path(path).name.rsplit(".", 1)[0]
+        raise CairnError(
+            f"{path} is a YAML configuration, not a system to boot: build it first",
+            hint=f"cairn build {path} && cairn run {name}",
+        )
 
 
 def _action(

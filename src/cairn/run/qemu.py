@@ -20,6 +20,7 @@ Differences from LinuxKit's command line, on purpose:
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -221,6 +222,8 @@ def prepare(spec: MachineSpec) -> QemuPlan:
         atomic.check_directory(spec.boot_chart.parent)  # fail now, not after the boot
     arch = normalise_arch(spec.arch) if spec.arch else host_machine()
     binary = _qemu_binary(spec.qemu, arch)
+    if spec.networking.mode == "user":
+        check_ports(spec.publish)  # before the state directory: a refusal leaves nothing
     state = resolve(spec.state, target.prefix)
     state.create()
     running = state.running_pid()
@@ -257,6 +260,24 @@ def prepare(spec: MachineSpec) -> QemuPlan:
         devices=spec.devices,
         no_reboot=spec.no_reboot,
     )
+
+
+def check_ports(publish: tuple[PortForward, ...]) -> None:
+    """Fail if a host port to publish cannot be bound (another program has it): qemu would
+    only say so after starting, in words of its own."""
+    for forward in publish:
+        kind = socket.SOCK_STREAM if forward.protocol == "tcp" else socket.SOCK_DGRAM
+        with socket.socket(socket.AF_INET, kind) as probe:
+            if kind == socket.SOCK_STREAM:  # as qemu binds it: a port in TIME_WAIT is free
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((forward.host_ip, forward.host_port))
+            except OSError as exc:
+                raise CairnError(
+                    f"--publish {forward.host_ip}:{forward.host_port}:{forward.guest_port}"
+                    f"/{forward.protocol}: cannot use port {forward.host_port} on "
+                    f"{forward.host_ip} ({exc.strerror}): choose another host port"
+                ) from None
 
 
 def _qemu_binary(requested: str | None, arch: str) -> str:
