@@ -86,10 +86,15 @@ def dry_run(options: BuildOptions) -> bytes:
     return dump_yaml(load_config(options))
 
 
+def requested_formats(options: BuildOptions) -> list[str]:
+    """The formats to write: those asked for, each once, or the default (tar for -o)."""
+    formats = list(dict.fromkeys(options.formats))
+    return formats or ["tar" if options.outputs.output else table.DEFAULT]
+
+
 def build(options: BuildOptions) -> list[Path]:
     """Run a whole build; returns the paths written (none for stdout)."""
-    formats = list(dict.fromkeys(options.formats))
-    formats = formats or ["tar" if options.outputs.output else table.DEFAULT]
+    formats = requested_formats(options)
     table.check_formats(formats, options.outputs.output)
     table.check_tools(formats, signing=options.outputs.signing is not None)
     ignoring = table.ignoring_size(formats) if options.outputs.size is not None else []

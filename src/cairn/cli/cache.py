@@ -14,7 +14,13 @@ from pathlib import Path
 from cairn import atomic, export, log
 from cairn.cache import Cache, Pruned, Report
 from cairn.cli.build import parse_size
-from cairn.cli.options import add_registry_args, cache_dir, registry_options
+from cairn.cli.options import (
+    add_json_flag,
+    add_registry_args,
+    cache_dir,
+    print_json,
+    registry_options,
+)
 from cairn.errors import CairnError
 from cairn.oci import archive
 from cairn.oci.descriptor import NotCached
@@ -46,8 +52,16 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
             )  # fmt: skip
         return parser
 
-    command("ls", "list cached images and the size of each area").set_defaults(handler=_ls)
+    ls = command("ls", "list cached images and the size of each area")
+    add_json_flag(ls, "the images and areas with their sizes in bytes")
+    ls.set_defaults(handler=_ls)
+    _register_images(command)
+    _register_upkeep(command)
+    _register_archives(command)
 
+
+def _register_images(command: Callable[..., argparse.ArgumentParser]) -> None:
+    """``pull`` and ``rm``: images into and out of the cache by name."""
     pull = command("pull", "pull images into the cache (always from the registry)", registry=True)
     pull.add_argument("names", nargs="+", metavar="NAME")
     pull.set_defaults(handler=_pull)
@@ -56,6 +70,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     rm.add_argument("names", nargs="+", metavar="NAME")
     rm.set_defaults(handler=_rm)
 
+
+def _register_upkeep(command: Callable[..., argparse.ArgumentParser]) -> None:
+    """``clean``, ``verify`` and ``prune``: keeping the cache whole and bounded."""
     command("clean", "empty the cache: images, segments and Debian files").set_defaults(
         handler=_clean
     )
@@ -80,7 +97,6 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         help="also remove whole images, least recently used first, if that is not enough",
     )  # fmt: skip
     prune.set_defaults(handler=_prune)
-    _register_archives(command)
 
 
 def _register_archives(command: Callable[..., argparse.ArgumentParser]) -> None:
@@ -116,7 +132,13 @@ def _store(args: argparse.Namespace) -> Store:
 
 
 def _ls(args: argparse.Namespace) -> int:
-    usage = _cache(args).usage()
+    cache = _cache(args)
+    usage = cache.usage()
+    if args.json:
+        images = [{"name": i.name, "digest": i.digest, "size": i.size} for i in usage.images]
+        print_json({"cache": str(cache.root), "images": images, "areas": usage.areas,
+                    "total": usage.total})  # fmt: skip
+        return 0
     width = max((len(image.name) for image in usage.images), default=10)
     print(f"{'IMAGE':<{width}}  {'ROOT DIGEST':<71}  SIZE")
     for image in usage.images:

@@ -6,11 +6,12 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from cairn.cli.options import print_json
 from cairn.errors import CairnError, UsageError
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    from cairn.cli.options import add_registry_args
+    from cairn.cli.options import add_json_flag, add_registry_args
 
     p = sub.add_parser(
         "pkg",
@@ -57,6 +58,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     show.add_argument("directories", nargs="+", type=Path, metavar="DIR")
     show.add_argument("--canonical", action="store_true", help="print docker.io/ORG/IMAGE:TAG")
     show.add_argument("--org", help="override the org of build.yml")
+    add_json_flag(show, "each package's directory, tag and canonical tag")
     show.set_defaults(handler=run_show_tag)
 
 
@@ -119,8 +121,16 @@ def _refuse_dockerfile(directory: Path) -> None:
 
 
 def run_show_tag(args: argparse.Namespace) -> int:
+    from cairn.oci import reference
     from cairn.pkg.tag import show_tag
 
-    for directory in args.directories:
-        print(show_tag(directory, canonical=args.canonical, org=args.org))
+    tags = [(d, show_tag(d, org=args.org)) for d in args.directories]
+    if args.json:
+        packages = [
+            {"directory": str(d), "tag": tag, "canonical": reference.expand(tag)} for d, tag in tags
+        ]
+        print_json({"packages": packages})
+        return 0
+    for _, tag in tags:
+        print(reference.expand(tag) if args.canonical else tag)
     return 0

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cairn import log
-from cairn.cli.options import setup_logging, user_data
+from cairn.cli.options import add_json_flag, print_json, setup_logging, user_data
 from cairn.errors import CairnError, UsageError
 from cairn.run import BACKENDS, hypervisor
 from cairn.run.spec import DiskSpec, MachineSpec, Networking, PortForward
@@ -259,7 +259,7 @@ def _action(
         raise CairnError(f"{sub.state}: no such state directory")
     state = StateDir(sub.state.absolute())
     if action == "status":
-        return _print_status(vm.status(state))
+        return _print_status(vm.status(state), as_json=sub.json)
     if action == "console":
         try:
             vm.follow_console(state, sys.stdout.buffer, follow=not sub.no_follow)
@@ -280,6 +280,8 @@ def _action_parser(
     parser.add_argument("state", type=Path, metavar="STATE", help="the VM's state directory")
     if action == "console":
         parser.add_argument("--no-follow", action="store_true", help="print the log and exit")
+    if action == "status":
+        add_json_flag(parser, "the status")
     if action == "stop":
         parser.add_argument(
             "--grace",
@@ -319,7 +321,14 @@ def _ssh(state: StateDir, args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, previous)
 
 
-def _print_status(status: Status) -> int:
+def _print_status(status: Status, *, as_json: bool = False) -> int:
+    if as_json:
+        print_json({
+            "state": str(status.state.root), "running": status.running, "pid": status.pid,
+            "image": status.target or None, "console": str(status.state.console_log),
+            "publish": [forward.to_json() for forward in status.publish],
+        })  # fmt: skip
+        return 0 if status.running else EXIT_NOT_RUNNING
     print(f"status:  {'running' if status.running else 'stopped'}")
     if status.running:
         print(f"pid:     {status.pid}")

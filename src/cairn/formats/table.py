@@ -105,6 +105,11 @@ def describe() -> str:
     return "\n".join(f"  {f.name:<{width}}  {f.summary}" for f in FORMATS.values())
 
 
+def formats_writing(formats: Sequence[str], name: str, file_name: str) -> list[str]:
+    """Which of ``formats`` write ``file_name`` for the output name ``name``."""
+    return [f for f in formats if file_name in FORMATS[f].file_names(name)]
+
+
 def check_formats(formats: Sequence[str], output: str | None) -> None:
     """Validate the requested formats against the table and against ``-o``."""
     for name in formats:
