@@ -29,6 +29,11 @@ def setup(verbosity: int = 1, *, progress: bool | None = None) -> None:
     _state["progress"] = sys.stderr.isatty() and verbosity >= 1 if progress is None else progress
 
 
+def verbose() -> bool:
+    """True at -v (or --debug): debug lines, and the details only a developer wants."""
+    return log.isEnabledFor(logging.DEBUG)
+
+
 def progress_enabled() -> bool:
     """True when progress bars should be drawn (an interactive terminal, not quiet)."""
     return bool(_state["progress"])

@@ -38,8 +38,9 @@ EXIT_NOT_RUNNING = 3  # `status` of a stopped VM, as in LSB init scripts
 _DESCRIPTION = """\
 Boot what `cairn build` wrote: PREFIX-kernel + PREFIX-initrd.img (+ PREFIX-cmdline),
 PREFIX-kernel + PREFIX-squashfs.img or PREFIX-erofs.img, an .iso, a raw/qcow2/vhd/vmdk disk,
-or a unified kernel image (.efi). The console is on the terminal and in STATE/console.log;
-Ctrl-C asks the guest to power off.
+or a unified kernel image (.efi). The console is on the terminal and in STATE/console.log.
+Every key goes to the guest, Ctrl-C included; Ctrl-A X quits, Ctrl-A P powers the machine
+off, Ctrl-A H lists the keys. The boot's event lines are shown only with -v.
 
 other forms:
   cairn run status  STATE            is the VM running? its pid and published ports

@@ -7,8 +7,9 @@ that plan, so every option can be tested without starting anything.
 
 Differences from LinuxKit's command line, on purpose:
 
-* ``-nodefaults``; the serial console is a chardev teed into ``STATE/console.log``; a QMP
-  socket lets ``cairn run stop`` and Ctrl-C press the ACPI power button.
+* ``-nodefaults``; the serial console is a chardev teed into ``STATE/console.log``, its
+  stdio a pair of pipes to Cairn (cairn.run.console shows it and sends the keys); a QMP
+  socket lets ``cairn run stop`` and Ctrl-A P press the ACPI power button.
 * Disks and CDs hang off a virtio-scsi controller by default (``--disk-bus scsi``). The
   guest sees the same names as with LinuxKit's AHCI drives (``/dev/sda``, ``/dev/sr0``),
   and kernels that lack AHCI (Debian's cloud kernel) can read them. ``--disk-bus ide`` gives
@@ -98,7 +99,7 @@ def command_line(plan: QemuPlan) -> list[str]:
         argv += ["-uuid", plan.uuid]
     argv += ["-pidfile", str(plan.state.pidfile)]
     argv += ["-qmp", f"unix:{_opt(plan.state.qmp_socket.name)},server=on,wait=off"]
-    # The serial console goes to the terminal (or nowhere, detached) and always to the log.
+    # The serial console goes to Cairn (or nowhere, detached) and always to the log.
     backend = "null" if plan.detached else "stdio"
     argv += ["-chardev", f"{backend},id=console,logfile={_opt(plan.state.console_log)}"]
     argv += ["-serial", "chardev:console"]
