@@ -88,6 +88,7 @@ class Progress:
                 TextColumn,
                 TransferSpeedColumn,
             )
+            from rich.console import Console
             from rich.progress import Progress as RichProgress
 
             self._bar = RichProgress(
@@ -96,6 +97,9 @@ class Progress:
                 DownloadColumn(),
                 TransferSpeedColumn(),
                 transient=True,
+                # On stderr, where the decision to draw was made: stdout is the command's
+                # result (paths, --json) and may be a file.
+                console=Console(stderr=True),
             )
             self._bar.start()
             self._task = self._bar.add_task(self.description, total=self.total)
