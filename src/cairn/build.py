@@ -148,19 +148,22 @@ def _unbuilt_packages(
     from cairn.oci.resolve import PullFailed
 
     missing = [name for name in packages if store.lookup(name) is None]
-    failures = exc.failures if isinstance(exc, PullFailed) else dict.fromkeys(missing[:1], exc)
-    if not missing or not (len(missing) == 1 or isinstance(exc, PullFailed)):
+    if isinstance(exc, PullFailed):
+        failures = dict(exc.failures)
+    elif len(missing) == 1:  # one pull failed, and this image is not there: it was this one
+        failures = {missing[0]: exc}
+    else:
         return exc
-    directories = []
-    for name in missing:
-        if name in failures:
-            directory = _shown(packages[name])
-            directories.append(directory)
-            log.debug("pulling %s failed: %s", name, failures[name].message)
-            failures[name] = CairnError(
-                f"{name}: the package {directory} was never built (it is not in the cache "
-                "and could not be pulled)"
-            )
+    unbuilt = [name for name in missing if name in failures]
+    if not unbuilt:
+        return exc
+    directories = [_shown(packages[name]) for name in unbuilt]
+    for name, directory in zip(unbuilt, directories, strict=True):
+        log.debug("pulling %s failed: %s", name, failures[name].message)
+        failures[name] = CairnError(
+            f"{name}: the package {directory} was never built (it is not in the cache and "
+            "could not be pulled)"
+        )
     where = f" --cache {cache}" if cache else ""
     them = "it" if len(directories) == 1 else "them"
     hint = f"build {them} first: cairn pkg build{where} {' '.join(directories)}"

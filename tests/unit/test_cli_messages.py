@@ -54,6 +54,19 @@ def test_a_package_never_built_names_the_pkg_build_to_run_and_that_command_works
         assert "etc/hello" in tar.getnames()
 
 
+def test_several_packages_never_built_are_one_error_and_one_command(tmp_path: Path) -> None:
+    for name in ("one", "two"):
+        _package(tmp_path / "pkg" / name, name)
+    (tmp_path / "sys.yml").write_text('init: ["@pkg:./pkg/one", "@pkg:./pkg/two"]\n')
+    result = cairn("build", "-f", "tar", "sys.yml", env=NO_REGISTRY, cwd=tmp_path)
+    lines = result.stderr[result.stderr.index("cairn: error:") :].splitlines()
+    assert lines[0] == "cairn: error: 2 images could not be pulled:"
+    assert lines[1].endswith(": the package pkg/one was never built (it is not in the cache "
+                             "and could not be pulled)")  # fmt: skip
+    assert lines[2].startswith("  docker.io/cairn/two:")
+    assert lines[3:] == ["  hint: build them first: cairn pkg build pkg/one pkg/two"]
+
+
 def test_several_images_that_fail_to_pull_are_one_error_each_in_the_same_form(
     tmp_path: Path,
 ) -> None:
