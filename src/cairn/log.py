@@ -82,13 +82,13 @@ class Progress:
 
     def __enter__(self) -> Progress:
         if progress_enabled():
+            from rich.console import Console
             from rich.progress import (
                 BarColumn,
                 DownloadColumn,
                 TextColumn,
                 TransferSpeedColumn,
             )
-            from rich.console import Console
             from rich.progress import Progress as RichProgress
 
             self._bar = RichProgress(
