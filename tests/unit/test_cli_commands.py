@@ -209,3 +209,8 @@ def _commands(top: argparse.ArgumentParser, prefix: str) -> list[tuple[str, Any]
             for name, child in action.choices.items():
                 found += [(f"{prefix} {name}", child), *_commands(child, f"{prefix} {name}")]
     return found
+
+
+def test_the_first_word_of_cairn_run_completes_to_its_actions() -> None:
+    assert _complete("bash", "cairn run st") == ["status", "stop"]
+    assert "examples/" in _complete("bash", "cairn run ex")  # then what is there to boot

@@ -14,6 +14,7 @@ reads the rest into the same namespace: options may come before or after the wor
 from __future__ import annotations
 
 import argparse
+import glob
 import signal
 import subprocess
 import sys
@@ -177,7 +178,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _boot_options(parser)
-    parser.add_argument("word", metavar="PREFIX|FILE", help="what to boot (or a backend or action)")
+    word = parser.add_argument(
+        "word", metavar="PREFIX|FILE", help="what to boot (or a backend or action)"
+    )
+    word.completer = _complete_word  # argcomplete reads it
     parser.add_argument("rest", nargs=argparse.REMAINDER, metavar="...", help=argparse.SUPPRESS)
     parser_class = type(parser)  # the CLI's parser class: its errors are UsageErrors
 
@@ -200,6 +204,14 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         return hypervisor(backend).run(_spec(args))
 
     parser.set_defaults(handler=handler)
+
+
+def _complete_word(prefix: str, **_: object) -> list[str]:
+    """Shell completion of the first word: the actions and backends, then paths."""
+    words = [w for w in (*ACTIONS, *BACKENDS) if w.startswith(prefix)]
+    # glob.glob: the prefix is a partial path as typed, relative or absolute.
+    paths = glob.glob(glob.escape(prefix) + "*")  # noqa: PTH207
+    return words + sorted(p + ("/" if Path(p).is_dir() else "") for p in paths)
 
 
 def _spec(args: argparse.Namespace) -> MachineSpec:
