@@ -28,6 +28,8 @@ import termios
 from collections.abc import Iterator
 from typing import IO, Any
 
+from cairn.run import timeline
+
 ESCAPE = 0x01  # Ctrl-A, qemu's escape key too
 
 
@@ -48,7 +50,7 @@ HELP = (
     "Ctrl-C and every other key go to the guest"
 )
 
-EVENT_PREFIX = b"cairn-event "
+EVENT_PREFIX = timeline.PREFIX
 # ECMA-48 sequences: CSI (ESC [ ... final), OSC and the other strings (ESC ] P X ^ _ ...
 # ended by BEL or ST), and the short ones (ESC c, ESC =, ESC ( B): a final byte that does
 # not open one of the longer kinds.
@@ -208,6 +210,11 @@ class Console:
             os.set_blocking(guest.fileno(), False)
         if guest is None:
             self.keys_in = None
+        elif self.keys_in is not None:
+            try:
+                os.fstat(self.keys_in)
+            except OSError:  # standard input is closed: no keys to read
+                self.keys_in = None
 
     def pump(self, timeout: float) -> list[Key]:
         """Wait up to ``timeout`` seconds for output or keys, move what came; the escape
