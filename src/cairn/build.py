@@ -11,6 +11,7 @@ cairn.formats.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -63,12 +64,20 @@ def output_name(options: BuildOptions) -> str:
     return base
 
 
-def load_config(options: BuildOptions) -> Config:
+def load_config(options: BuildOptions, packages: dict[str, Path] | None = None) -> Config:
+    """The merged configuration; ``packages`` (when given) learns the package directory of
+    every image a ``@pkg:`` template named, by its tag."""
     from cairn.config.load import load
     from cairn.pkg.tag import template_tag
 
+    def package_tag(directory: Path) -> str:
+        tag = template_tag(directory)
+        if packages is not None:
+            packages[tag] = directory
+        return tag
+
     stdin = sys.stdin if "-" in options.configs else None
-    return load(list(options.configs), stdin=stdin, package_tag=template_tag)
+    return load(list(options.configs), stdin=stdin, package_tag=package_tag)
 
 
 def dry_run(options: BuildOptions) -> bytes:
@@ -78,19 +87,32 @@ def dry_run(options: BuildOptions) -> bytes:
     return dump_yaml(load_config(options))
 
 
+def requested_formats(options: BuildOptions) -> list[str]:
+    """The formats to write: those asked for, each once, or the default (tar for -o)."""
+    formats = list(dict.fromkeys(options.formats))
+    return formats or ["tar" if options.outputs.output else table.DEFAULT]
+
+
 def build(options: BuildOptions) -> list[Path]:
     """Run a whole build; returns the paths written (none for stdout)."""
-    formats = list(dict.fromkeys(options.formats))
-    formats = formats or ["tar" if options.outputs.output else table.DEFAULT]
+    formats = requested_formats(options)
     table.check_formats(formats, options.outputs.output)
+    table.check_tools(formats, signing=options.outputs.signing is not None)
+    ignoring = table.ignoring_size(formats) if options.outputs.size is not None else []
+    if ignoring:
+        log.warn("--size applies to disk formats only; ignored for %s", ", ".join(ignoring))
     epoch = source_date_epoch()
     table.check_destination(options.outputs)
+    packages: dict[str, Path] = {}
     with log.step("Loading configuration"):
-        config = load_config(options)
+        config = load_config(options, packages)
     table.check_kernel(formats, config.kernel is not None)
     cache = Cache(options.cache)
     store = cache.open_store()
-    images = resolve_images(config.image_references(), store, options)
+    try:
+        images = resolve_images(config.image_references(), store, options)
+    except CairnError as exc:
+        raise _unbuilt_packages(exc, store, packages, options.cache) from exc
     with log.step("Planning segments"):
         segments = planning.plan(config, _plan_inputs(config, images, store, epoch))
     segments_cache = SegmentCache(cache.segments, reuse=options.reuse_segments)
@@ -165,6 +187,45 @@ def build_own_packages(
             for package in missing:
                 builder.build_package(package.directory)
     return own
+
+
+def _unbuilt_packages(
+    exc: CairnError, store: Store, packages: Mapping[str, Path], cache: Path | None
+) -> CairnError:
+    """A failed pull, where an image named by ``@pkg:`` that is still not in the cache
+    says which ``cairn pkg build`` makes it (a registry that does not have it is the
+    usual reason, not the problem)."""
+    from cairn.oci.resolve import PullFailed
+
+    missing = [name for name in packages if store.lookup(name) is None]
+    if isinstance(exc, PullFailed):
+        failures = dict(exc.failures)
+    elif len(missing) == 1:  # one pull failed, and this image is not there: it was this one
+        failures = {missing[0]: exc}
+    else:
+        return exc
+    unbuilt = [name for name in missing if name in failures]
+    if not unbuilt:
+        return exc
+    directories = [_shown(packages[name]) for name in unbuilt]
+    for name, directory in zip(unbuilt, directories, strict=True):
+        log.debug("pulling %s failed: %s", name, failures[name].message)
+        failures[name] = CairnError(
+            f"{name}: the package {directory} was never built (it is not in the cache and "
+            "could not be pulled)"
+        )
+    where = f" --cache {cache}" if cache else ""
+    them = "it" if len(directories) == 1 else "them"
+    hint = f"build {them} first: cairn pkg build{where} {' '.join(directories)}"
+    if len(failures) == 1:
+        return CairnError(next(iter(failures.values())).message, hint=hint)
+    return PullFailed(failures, hint=hint)
+
+
+def _shown(path: Path) -> str:
+    """``path`` as a person would type it here: relative below the working directory."""
+    relative = os.path.relpath(path.absolute())
+    return path.as_posix() if relative.startswith("..") else relative
 
 
 def _plan_inputs(

@@ -29,6 +29,11 @@ def setup(verbosity: int = 1, *, progress: bool | None = None) -> None:
     _state["progress"] = sys.stderr.isatty() and verbosity >= 1 if progress is None else progress
 
 
+def verbose() -> bool:
+    """True at -v (or --debug): debug lines, and the details only a developer wants."""
+    return log.isEnabledFor(logging.DEBUG)
+
+
 def progress_enabled() -> bool:
     """True when progress bars should be drawn (an interactive terminal, not quiet)."""
     return bool(_state["progress"])
@@ -77,6 +82,7 @@ class Progress:
 
     def __enter__(self) -> Progress:
         if progress_enabled():
+            from rich.console import Console
             from rich.progress import (
                 BarColumn,
                 DownloadColumn,
@@ -91,6 +97,9 @@ class Progress:
                 DownloadColumn(),
                 TransferSpeedColumn(),
                 transient=True,
+                # On stderr, where the decision to draw was made: stdout is the command's
+                # result (paths, --json) and may be a file.
+                console=Console(stderr=True),
             )
             self._bar.start()
             self._task = self._bar.add_task(self.description, total=self.total)

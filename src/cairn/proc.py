@@ -3,7 +3,8 @@
 Every host tool (qemu-img, mkfs.*, xorriso, gpgv, ...) is started through :func:`run`, which
 logs the command line, captures output and turns a failure into one readable
 :class:`~cairn.errors.CairnError`. :func:`require` maps a missing tool to the Debian package
-that provides it.
+that provides it; :func:`check_host` checks everything a command will need before it starts,
+and names every missing tool and file at once.
 """
 
 from __future__ import annotations
@@ -44,6 +45,14 @@ DEBIAN_PACKAGES: dict[str, str] = {
     "depmod": "kmod",
     "ssh": "openssh-client",
     "ssh-keygen": "openssh-client",
+    "git": "git",
+    # Files the boot media writers read from the host, by absolute path.
+    "/usr/lib/ISOLINUX/isolinux.bin": "isolinux",
+    "/usr/lib/ISOLINUX/isohdpfx.bin": "isolinux",
+    "/usr/lib/syslinux/modules/bios/ldlinux.c32": "syslinux-common",
+    "/usr/lib/syslinux/mbr/mbr.bin": "syslinux-common",
+    "/usr/lib/systemd/boot/efi/linuxx64.efi.stub": "systemd-boot-efi",
+    "/usr/lib/systemd/boot/efi/systemd-bootx64.efi": "systemd-boot-efi",
 }
 
 
@@ -55,6 +64,33 @@ def require(tool: str) -> str:
     package = DEBIAN_PACKAGES.get(tool)
     hint = f"install it with: apt-get install {package}" if package else None
     raise CairnError(f"the host tool {tool!r} is not installed", hint=hint)
+
+
+def present(need: str) -> bool:
+    """Whether ``need`` is on this host: a tool (on PATH or in /sbin) or, given as an
+    absolute path, a file."""
+    if need.startswith("/"):
+        return Path(need).is_file()
+    return bool(shutil.which(need) or _sbin(need))
+
+
+def check_host(needs: Mapping[str, str]) -> None:
+    """Fail once, before any work, if anything in ``needs`` is missing.
+
+    ``needs`` maps each tool or file (see :func:`present`) to what needs it (``iso-bios``);
+    the error lists every missing one with what needs it, and the hint is the one
+    ``apt-get install`` line that brings them all.
+    """
+    missing = [need for need in needs if not present(need)]
+    if not missing:
+        return
+    listed = ", ".join(f"{need} (for {needs[need]})" for need in missing)
+    packages = sorted({DEBIAN_PACKAGES.get(need, Path(need).name) for need in missing})
+    raise CairnError(
+        f"not installed on this host: {listed}",
+        hint=f"install {'it' if len(packages) == 1 else 'them'} with: "
+        f"apt-get install {' '.join(packages)}",
+    )
 
 
 def _sbin(tool: str) -> str | None:

@@ -1,5 +1,5 @@
 """examples/minimal.yml, booted in the foreground on a terminal as a person would: the
-console's root shell (getty) answers, DHCP gave the machine qemu's address, Ctrl-C powers
+console's root shell (getty) answers, DHCP gave the machine qemu's address, Ctrl-A P powers
 it off. One boot; each test reads its part of the transcript."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ COMMANDS = {
 class Transcript:
     console: str  # everything the terminal showed
     outputs: dict[str, str]  # what each command of COMMANDS printed
-    exit_code: int  # cairn run's, after Ctrl-C
+    exit_code: int  # cairn run's, after Ctrl-A P
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def booted(tmp_path_factory: pytest.TempPathFactory) -> Transcript:
         term.send(b"\r")  # the autologin shell prompts once the console has input
         term.expect("# ", timeout=60)
         outputs = {name: term.run(command) for name, command in COMMANDS.items()}
-        term.interrupt()
+        term.power_off()
         code = term.wait(timeout=120)
         return Transcript(term.text, outputs, code)
 
@@ -61,7 +61,7 @@ def test_getty_gives_a_root_shell_on_the_console(booted: Transcript) -> None:
     assert booted.outputs["shell"].split() == ["42", "0"]
 
 
-def test_ctrl_c_powers_the_machine_off_gracefully(booted: Transcript) -> None:
+def test_ctrl_a_p_powers_the_machine_off_gracefully(booted: Transcript) -> None:
     assert "asking the guest to power off" in booted.console
     assert "shutdown done" in events(booted.console)
     assert booted.exit_code == 0

@@ -29,6 +29,7 @@ import pytest
 from cairn import fs as E
 from cairn.compress import writer
 from cairn.cpio import CpioWriter
+from cairn.run import console
 from tests.fixtures import assets, env
 
 pytestmark = [pytest.mark.qemu, pytest.mark.timeout(240)]
@@ -170,49 +171,63 @@ def test_foreground_console_is_on_stdout_and_in_the_log_and_timeout_powers_off(
     assert console.replace("\r", "") == result.stdout.replace("\r", "")
 
 
-def _run_on_a_terminal(args: list[str], until: str, send: bytes, timeout: float) -> tuple[int, str]:
-    """Run cairn with a pseudo-terminal as its controlling terminal, type ``send`` once
-    ``until`` appeared; return the exit status and everything shown."""
-    master, slave = pty.openpty()
+def _converse(
+    args: list[str], steps: list[tuple[str, bytes]], *, terminal: bool, timeout: float
+) -> tuple[int, str, str]:
+    """Run cairn and answer its console: for each ``(marker, keys)`` of ``steps``, type the
+    keys once the marker has shown (after the previous step's). With ``terminal``, a
+    pseudo-terminal is its controlling terminal and all three of its streams (standard
+    error is then part of what is shown); else each stream is a pipe. Returns the exit
+    status, what standard output showed, and standard error."""
+    command = [sys.executable, "-m", "cairn", *args]
+    if terminal:
+        master, slave = pty.openpty()
 
-    def controlling_terminal() -> None:
-        os.setsid()
-        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+        def controlling_terminal() -> None:
+            os.setsid()
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cairn", *args], cwd=REPO, stdin=slave, stdout=slave,
-        stderr=slave, preexec_fn=controlling_terminal,
-    )  # fmt: skip
-    os.close(slave)
-    seen = b""
-    sent = False
+        process = subprocess.Popen(command, cwd=REPO, stdin=slave, stdout=slave, stderr=slave,
+                                   preexec_fn=controlling_terminal)  # fmt: skip
+        os.close(slave)
+        keys, shown, errors = master, master, master
+    else:
+        process = subprocess.Popen(command, cwd=REPO, stdin=subprocess.PIPE,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+        assert process.stdin and process.stdout and process.stderr
+        keys, shown, errors = (process.stdin.fileno(), process.stdout.fileno(),
+                               process.stderr.fileno())  # fmt: skip
+    data = {shown: b"", errors: b""}
+    reading = set(data)
+    after, pending = 0, list(steps)
     deadline = time.monotonic() + timeout
     try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.2)
-            if ready:
+        while reading:
+            if time.monotonic() > deadline:
+                everything = b"\n".join(data.values()).decode(errors="replace")
+                pytest.fail(f"cairn did not finish in {timeout:g}s:\n{everything}")
+            for fd in select.select(list(reading), [], [], 0.2)[0]:
                 try:
-                    chunk = os.read(master, 65536)
+                    chunk = os.read(fd, 65536)
                 except OSError:  # EIO: every writer closed the terminal
-                    break
+                    chunk = b""
+                data[fd] += chunk
                 if not chunk:
-                    break
-                seen += chunk
-            if not sent and until.encode() in seen:
-                os.write(master, send)
-                sent = True
-            if process.poll() is not None and not ready:
-                break
-        else:
-            pytest.fail(f"cairn did not finish in {timeout:g}s:\n{seen.decode(errors='replace')}")
-        return process.wait(timeout=30), seen.decode(errors="replace")
+                    reading.discard(fd)
+            if pending and pending[0][0].encode() in data[shown][after:]:
+                marker, typed = pending.pop(0)
+                after = data[shown].index(marker.encode(), after) + len(marker)
+                os.write(keys, typed)
+        status = process.wait(timeout=30)
+        return status, data[shown].decode(errors="replace"), data[errors].decode(errors="replace")
     finally:
         if process.poll() is None:
             process.kill()
-        os.close(master)
+        if terminal:
+            os.close(master)
 
 
-def test_data_cd_and_created_disk_are_visible_and_ctrl_c_powers_off_gracefully(
+def test_data_cd_and_created_disk_are_visible_and_ctrl_a_p_powers_off_gracefully(
     tmp_path: Path,
 ) -> None:
     init = """\
@@ -226,10 +241,10 @@ while :; do sleep 60; done
                                  "sd_mod", "isofs"),
     )  # fmt: skip
     disk = tmp_path / "scratch.qcow2"
-    status, shown = _run_on_a_terminal(
+    status, shown, _ = _converse(
         ["run", "--data", "hello from the host", "--disk", f"{disk},size=64M,format=qcow2",
          "--timeout", "120", str(prefix)],
-        until="CAIRN-READY", send=b"\x03", timeout=180,
+        [("CAIRN-READY", b"\x01p")], terminal=True, timeout=180,
     )  # fmt: skip
     assert status == 0, shown
     assert "DATA=[hello from the host] UD=[hello from the host]" in shown
@@ -239,6 +254,55 @@ while :; do sleep 60; done
     info = subprocess.run(["qemu-img", "info", disk], capture_output=True, text=True, check=True)
     assert "file format: qcow2" in info.stdout
     assert "virtual size: 64 MiB" in info.stdout
+
+
+# A guest whose console shell traps SIGINT: ^C on its serial line reaches it only as a
+# keyboard signal of its controlling terminal (setsid -c makes ttyS0 that terminal).
+INTERRUPTIBLE = """\
+echo "cairn-event 1.00 init"
+echo "cairn-event 1.50 up"
+setsid -c sh -c 'trap "echo GOT-CTRL-C" INT; echo CAIRN-READY; while :; do sleep 1; done' \\
+    </dev/ttyS0 >/dev/ttyS0 2>&1
+"""
+
+
+def test_ctrl_c_written_to_stdin_reaches_the_guest_and_events_stay_in_the_log(
+    tmp_path: Path,
+) -> None:
+    prefix = make_guest(tmp_path, "keys", INTERRUPTIBLE)
+    status, shown, errors = _converse(
+        ["run", "--timeout", "150", str(prefix)],
+        [("CAIRN-READY", b"\x03"), ("GOT-CTRL-C", b"\x01x")], terminal=False, timeout=200,
+    )  # fmt: skip
+    assert status == 0, errors
+    assert "GOT-CTRL-C" in shown  # the guest's shell got SIGINT from its terminal
+    assert "asking the guest to power off" not in errors  # Ctrl-C is not a stop request
+    # The one line saying how to leave comes before the console, then Ctrl-A X quit.
+    cairn_lines = [line for line in errors.splitlines() if "KVM" not in line]
+    assert cairn_lines[0] == f"cairn: {console.KEYS_LINE}"
+    assert "cairn: quitting: stopping qemu" in cairn_lines
+    # The boot's events are in the log, for the timeline, and not on standard output.
+    assert "cairn-event 1.50 up" in (tmp_path / "keys-state" / "console.log").read_text()
+    assert "cairn-event" not in shown
+    assert "\x1b" not in shown and "\x1b" not in errors  # plain text for a log
+
+
+def test_on_a_terminal_ctrl_c_goes_to_the_guest_and_verbose_shows_the_events(
+    tmp_path: Path,
+) -> None:
+    prefix = make_guest(tmp_path, "tty", INTERRUPTIBLE)
+    status, shown, _ = _converse(
+        ["run", "-v", "--timeout", "150", str(prefix)],
+        [("CAIRN-READY", b"\x03"), ("GOT-CTRL-C", b"\x01h\x01x")], terminal=True,
+        timeout=200,
+    )  # fmt: skip
+    assert status == 0, shown
+    assert shown.index(console.KEYS_LINE) < shown.index("Linux version")
+    assert "cairn-event 1.00 init" in shown and "cairn-event 1.50 up" in shown
+    assert "GOT-CTRL-C" in shown
+    assert "asking the guest to power off" not in shown
+    assert "Ctrl-A P       power off" in shown  # Ctrl-A H listed the keys
+    assert "quitting" in shown
 
 
 def test_detached_vm_publishes_a_port_reports_status_and_stops_via_acpi(tmp_path: Path) -> None:

@@ -128,7 +128,7 @@ def test_the_installed_cairn_has_this_checkouts_packages_and_tags(
         ["cairn", "pkg", "ls", "--json"], cwd=tmp_path, env=environment, capture_output=True,
         text=True, check=True,
     )  # fmt: skip
-    rows = json.loads(result.stdout)
+    rows = json.loads(result.stdout)["packages"]
     site = installed.site_packages()
     assert {r["name"]: r["tag"] for r in rows} == {p.name: p.tag for p in builtin.every()}
     assert all(Path(r["directory"]).is_relative_to(site) for r in rows)

@@ -60,7 +60,7 @@ def test_pkg_ls_json_lists_every_package_with_its_canonical_tag(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     assert main(["pkg", "ls", "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
+    rows = json.loads(capsys.readouterr().out)["packages"]
     assert [r["name"] for r in rows] == DEFAULT
     for row in rows:
         assert row["tag"] == show_tag(PACKAGES / row["name"], canonical=True)

@@ -22,11 +22,23 @@ import traceback
 from collections.abc import Sequence
 
 from cairn import __version__
+from cairn.cli.completion import complete
 from cairn.cli.options import add_output_flags, setup_logging
 from cairn.errors import CairnError, UsageError
 
 # Command groups, in the order `cairn --help` lists them.
-GROUPS = ("new", "build", "inspect", "run", "pkg", "cache", "metadata")
+GROUPS = (
+    "new",
+    "build",
+    "inspect",
+    "run",
+    "pkg",
+    "cache",
+    "metadata",
+    "version",
+    "completion",
+    "man",
+)
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
 
@@ -55,6 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the cairn command line; returns the process exit status."""
     arguments = list(sys.argv[1:] if argv is None else argv)
     top = parser()
+    complete(top)  # run by a shell's completion script: complete and exit
     if not arguments:
         top.print_help()
         return 0

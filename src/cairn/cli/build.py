@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from cairn.cli.options import print_json
 from cairn.errors import UsageError
+
+if TYPE_CHECKING:
+    from cairn.build import BuildOptions
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    from cairn.cli.options import add_registry_args
+    from cairn.cli.options import add_json_flag, add_registry_args
     from cairn.formats import table
 
     p = sub.add_parser(
@@ -50,6 +55,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--no-sbom", action="store_true", help="do not add sbom.spdx.json")
     p.add_argument("--dry-run", action="store_true", help="print the merged YAML and exit")
+    add_json_flag(p, "each output's path, formats, size and sha256")
     p.add_argument("--pull", action="store_true", help="always pull images from the registry")
     p.add_argument(
         "--no-segment-cache",
@@ -86,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("-o/--output cannot be combined with --name or --dir")
     if bool(args.sign_key) != bool(args.sign_cert):
         raise UsageError("--sign-key and --sign-cert go together")
+    if args.json and (args.dry_run or args.output == "-"):
+        raise UsageError(f"--json cannot be used with {'--dry-run' if args.dry_run else '-o -'}")
     outputs = OutputOptions(
         directory=args.dir,
         output=args.output,
@@ -108,6 +116,30 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         sys.stdout.buffer.write(build.dry_run(options))
         return 0
-    for path in build.build(options):
+    written = build.build(options)
+    if args.json:
+        print_json(_outputs(options, written))
+        return 0
+    for path in written:
         print(path)
     return 0
+
+
+def _outputs(options: BuildOptions, written: list[Path]) -> dict[str, Any]:
+    """The ``--json`` document of a build: each file written, the formats it belongs to,
+    its size and sha256 (docs/cli.md)."""
+    from cairn import build
+    from cairn.formats import table
+
+    formats = build.requested_formats(options)
+    name = build.output_name(options)
+    outputs = []
+    for path in written:
+        owners = (
+            formats if options.outputs.output else table.formats_writing(formats, name, path.name)
+        )
+        with open(path, "rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
+        outputs.append({"path": str(path), "formats": owners, "size": path.stat().st_size,
+                        "sha256": digest})  # fmt: skip
+    return {"name": name, "outputs": outputs}

@@ -14,9 +14,17 @@ from pathlib import Path
 from cairn import atomic, export, log
 from cairn.cache import Cache, Pruned, Report
 from cairn.cli.build import parse_size
-from cairn.cli.options import add_registry_args, cache_dir, registry_options
+from cairn.cli.options import (
+    add_json_flag,
+    add_registry_args,
+    cache_dir,
+    print_json,
+    registry_options,
+)
 from cairn.errors import CairnError
 from cairn.oci import archive
+from cairn.oci.descriptor import NotCached
+from cairn.oci.reference import Reference
 from cairn.oci.store import Store
 
 
@@ -44,8 +52,16 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
             )  # fmt: skip
         return parser
 
-    command("ls", "list cached images and the size of each area").set_defaults(handler=_ls)
+    ls = command("ls", "list cached images and the size of each area")
+    add_json_flag(ls, "the images and areas with their sizes in bytes")
+    ls.set_defaults(handler=_ls)
+    _register_images(command)
+    _register_upkeep(command)
+    _register_archives(command)
 
+
+def _register_images(command: Callable[..., argparse.ArgumentParser]) -> None:
+    """``pull`` and ``rm``: images into and out of the cache by name."""
     pull = command("pull", "pull images into the cache (always from the registry)", registry=True)
     pull.add_argument("names", nargs="+", metavar="NAME")
     pull.set_defaults(handler=_pull)
@@ -54,6 +70,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     rm.add_argument("names", nargs="+", metavar="NAME")
     rm.set_defaults(handler=_rm)
 
+
+def _register_upkeep(command: Callable[..., argparse.ArgumentParser]) -> None:
+    """``clean``, ``verify`` and ``prune``: keeping the cache whole and bounded."""
     command("clean", "empty the cache: images, segments and Debian files").set_defaults(
         handler=_clean
     )
@@ -78,7 +97,6 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         help="also remove whole images, least recently used first, if that is not enough",
     )  # fmt: skip
     prune.set_defaults(handler=_prune)
-    _register_archives(command)
 
 
 def _register_archives(command: Callable[..., argparse.ArgumentParser]) -> None:
@@ -114,7 +132,13 @@ def _store(args: argparse.Namespace) -> Store:
 
 
 def _ls(args: argparse.Namespace) -> int:
-    usage = _cache(args).usage()
+    cache = _cache(args)
+    usage = cache.usage()
+    if args.json:
+        images = [{"name": i.name, "digest": i.digest, "size": i.size} for i in usage.images]
+        print_json({"cache": str(cache.root), "images": images, "areas": usage.areas,
+                    "total": usage.total})  # fmt: skip
+        return 0
     width = max((len(image.name) for image in usage.images), default=10)
     print(f"{'IMAGE':<{width}}  {'ROOT DIGEST':<71}  SIZE")
     for image in usage.images:
@@ -230,7 +254,12 @@ def _import(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     store = _store(args)
     platform = args.platform or f"linux/{args.arch}"
-    image = store.image(args.name, platform)  # fails before an output file is created
+    try:
+        image = store.image(args.name, platform)  # fails before an output file is created
+    except NotCached as exc:
+        where = f" --cache {args.cache}" if args.cache else ""
+        command = f"export{where} {{}} -o {args.outfile}"
+        raise _cached_instead(exc, store, args.name, command) from exc
     try:
         with atomic.output(args.outfile) as out:
             export.export(
@@ -241,6 +270,29 @@ def _export(args: argparse.Namespace) -> int:
         raise CairnError(f"cannot write {args.outfile}: {exc.strerror or exc}") from exc
     log.debug("wrote %s", args.outfile)
     return 0
+
+
+def _cached_instead(exc: NotCached, store: Store, name: str, command: str) -> CairnError:
+    """``exc``, with a hint naming the images the cache does hold under a name like
+    ``name`` (the same repository, or the same last path component), if any."""
+    from cairn.oci import reference
+
+    wanted = reference.parse(name)
+    similar = [
+        cached
+        for cached, _ in store.entries()
+        if cached != str(wanted) and _same_image(reference.parse(cached), wanted)
+    ]
+    if not similar:
+        return exc
+    hint = "; ".join(f"cairn cache {command.format(n)}" for n in similar[:3])
+    return NotCached(exc.message, hint=f"the cache has {', '.join(similar)}: {hint}")
+
+
+def _same_image(cached: Reference, wanted: Reference) -> bool:
+    if cached.name == wanted.name:
+        return True  # another tag of the same repository
+    return cached.path.rsplit("/", 1)[-1] == wanted.path.rsplit("/", 1)[-1]
 
 
 def _push(args: argparse.Namespace) -> int:

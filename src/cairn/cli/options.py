@@ -4,8 +4,11 @@ to reach registries."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from cairn import log
 from cairn.arch import host_arch, oci_name
@@ -27,6 +30,16 @@ def add_output_flags(parser: argparse.ArgumentParser, *, after_command: bool) ->
     default = argparse.SUPPRESS if after_command else False
     for flags, help_text in _OUTPUT_FLAGS:
         parser.add_argument(*flags, action="store_true", default=default, help=help_text)
+
+
+def add_json_flag(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--json``: ``what`` as one JSON object on standard output (docs/cli.md)."""
+    parser.add_argument("--json", action="store_true", help=f"print {what} as JSON")
+
+
+def print_json(document: Mapping[str, Any]) -> None:
+    """Print the one JSON object of a ``--json`` command (the shape rules: docs/cli.md)."""
+    print(json.dumps(document, indent=2))
 
 
 def setup_logging(args: argparse.Namespace) -> None:

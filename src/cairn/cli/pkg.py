@@ -5,15 +5,15 @@ for Cairn's own (``cairn pkg build sshd``)."""
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
-from cairn.errors import UsageError
+from cairn.cli.options import add_registry_args, print_json
+from cairn.errors import CairnError, UsageError
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    from cairn.cli.options import add_registry_args
+    from cairn.cli.options import add_json_flag
 
     p = sub.add_parser(
         "pkg",
@@ -26,29 +26,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     commands.required = True
 
     def build_parser(name: str, help_text: str) -> argparse.ArgumentParser:
-        c: argparse.ArgumentParser = commands.add_parser(
+        return _build_options(commands.add_parser(
             name, parents=[common], help=help_text, description=help_text
-        )
-        c.add_argument(
-            "directories", nargs="+", metavar="DIR|NAME",
-            help="package directories, or names of Cairn's packages (cairn pkg ls)",
-        )  # fmt: skip
-        c.add_argument("--force", action="store_true", help="build even if the tag is cached")
-        c.add_argument(
-            "--platforms", metavar="LIST",
-            help="comma-separated platforms to build, e.g. linux/amd64 (default: build.yml arches)",
-        )  # fmt: skip
-        c.add_argument("--org", help="override the org of build.yml (e.g. your registry user)")
-        c.add_argument(
-            "--debian-mirror", metavar="URL",
-            help="Debian mirror (default: $CAIRN_DEBIAN_MIRROR, else build.yml's, else Debian's)",
-        )  # fmt: skip
-        c.add_argument(
-            "--debian-cache", type=Path, metavar="DIR",
-            help="where .deb files and indexes are cached (default: CACHE/debian)",
-        )  # fmt: skip
-        add_registry_args(c)
-        return c
+        ))  # fmt: skip
 
     build = build_parser("build", "build package images into the cache")
     build.add_argument("--push", action="store_true", help="push each image after building it")
@@ -63,6 +43,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     show.add_argument("directories", nargs="+", metavar="DIR|NAME")
     show.add_argument("--canonical", action="store_true", help="print docker.io/ORG/IMAGE:TAG")
     show.add_argument("--org", help="override the org of build.yml")
+    add_json_flag(show, "each package's directory, tag and canonical tag")
     show.set_defaults(handler=run_show_tag)
 
     ls = commands.add_parser(
@@ -70,8 +51,32 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         description="List Cairn's own packages: name, canonical tag, what it is. A YAML "
         "names one as cairn/NAME:TAG; cairn build builds it when the cache lacks it.",
     )  # fmt: skip
-    ls.add_argument("--json", action="store_true", help="print a JSON array")
+    add_json_flag(ls, "each package's name, canonical tag, description and directory")
     ls.set_defaults(handler=run_ls)
+
+
+def _build_options(c: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options `pkg build` and `pkg push` share."""
+    c.add_argument(
+        "directories", nargs="+", metavar="DIR|NAME",
+        help="package directories, or names of Cairn's packages (cairn pkg ls)",
+    )  # fmt: skip
+    c.add_argument("--force", action="store_true", help="build even if the tag is cached")
+    c.add_argument(
+        "--platforms", metavar="LIST",
+        help="comma-separated platforms to build, e.g. linux/amd64 (default: build.yml arches)",
+    )  # fmt: skip
+    c.add_argument("--org", help="override the org of build.yml (e.g. your registry user)")
+    c.add_argument(
+        "--debian-mirror", metavar="URL",
+        help="Debian mirror (default: $CAIRN_DEBIAN_MIRROR, else build.yml's, else Debian's)",
+    )  # fmt: skip
+    c.add_argument(
+        "--debian-cache", type=Path, metavar="DIR",
+        help="where .deb files and indexes are cached (default: CACHE/debian)",
+    )  # fmt: skip
+    add_registry_args(c)
+    return c
 
 
 def _platforms(text: str | None) -> tuple[str, ...]:
@@ -89,6 +94,9 @@ def run_build(args: argparse.Namespace) -> int:
     from cairn.pkg.build import Options, build_packages
     from cairn.pkg.builtin import package_directory
 
+    directories = [package_directory(text) for text in args.directories]
+    for directory in directories:
+        _refuse_dockerfile(directory)
     options = Options(
         cache=cache_dir(args),
         debian_cache=args.debian_cache,
@@ -99,18 +107,54 @@ def run_build(args: argparse.Namespace) -> int:
         push=bool(args.push_after or getattr(args, "push", False)),
         registry=registry_options(args),
     )
-    directories = [package_directory(text) for text in args.directories]
     for result in build_packages(directories, options):
         print(result.name)
     return 0
 
 
+def _refuse_dockerfile(directory: Path) -> None:
+    """A LinuxKit package (a Dockerfile, no ``debian`` or ``files``) cannot be built here:
+    say so, and how its image comes into the cache instead."""
+    from cairn.pkg.spec import load
+    from cairn.pkg.tag import template_tag
+
+    if not (directory / "Dockerfile").is_file():
+        return
+    try:
+        load(directory)
+        return  # it also describes a Cairn build: the Dockerfile is not used
+    except CairnError:
+        pass
+    try:
+        tag = template_tag(directory)
+    except CairnError:
+        tag = "NAME:TAG"
+    raise CairnError(
+        f"{directory} is a LinuxKit package built from a Dockerfile; Cairn builds images from "
+        "Debian packages and files (build.yml `debian` and `files`, docs/packages.md), "
+        "not from Dockerfiles",
+        hint=f"build it with Docker and import the image: docker build -t {tag} {directory} "
+        f"&& docker save {tag} | cairn cache import - (an OCI tar works too: cairn cache "
+        f"import FILE --name {tag}); YAML naming it by @pkg: then finds it in the cache",
+    )
+
+
 def run_show_tag(args: argparse.Namespace) -> int:
+    from cairn.oci import reference
     from cairn.pkg.builtin import package_directory
     from cairn.pkg.tag import show_tag
 
-    for text in args.directories:
-        print(show_tag(package_directory(text), canonical=args.canonical, org=args.org))
+    tags = [(d, show_tag(package_directory(d), org=args.org)) for d in args.directories]
+    if args.json:
+        packages = [
+            {"directory": str(package_directory(d)), "tag": tag,
+             "canonical": reference.expand(tag)}
+            for d, tag in tags
+        ]  # fmt: skip
+        print_json({"packages": packages})
+        return 0
+    for _, tag in tags:
+        print(reference.expand(tag) if args.canonical else tag)
     return 0
 
 
@@ -124,7 +168,7 @@ def run_ls(args: argparse.Namespace) -> int:
              "directory": str(p.directory)}
             for p in packages
         ]  # fmt: skip
-        print(json.dumps(rows, indent=2))
+        print_json({"packages": rows})
         return 0
     width = max(len(p.name) for p in packages)
     for package in packages:

@@ -14,6 +14,7 @@ reads the rest into the same namespace: options may come before or after the wor
 from __future__ import annotations
 
 import argparse
+import glob
 import signal
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cairn import log
-from cairn.cli.options import setup_logging, user_data
+from cairn.cli.options import add_json_flag, print_json, setup_logging, user_data
 from cairn.errors import CairnError, UsageError
 from cairn.run import BACKENDS, hypervisor
 from cairn.run.spec import DiskSpec, MachineSpec, Networking, PortForward
@@ -38,8 +39,9 @@ EXIT_NOT_RUNNING = 3  # `status` of a stopped VM, as in LSB init scripts
 _DESCRIPTION = """\
 Boot what `cairn build` wrote: PREFIX-kernel + PREFIX-initrd.img (+ PREFIX-cmdline),
 PREFIX-kernel + PREFIX-squashfs.img or PREFIX-erofs.img, an .iso, a raw/qcow2/vhd/vmdk disk,
-or a unified kernel image (.efi). The console is on the terminal and in STATE/console.log;
-Ctrl-C asks the guest to power off.
+or a unified kernel image (.efi). The console is on the terminal and in STATE/console.log.
+Every key goes to the guest, Ctrl-C included; Ctrl-A X quits, Ctrl-A P powers the machine
+off, Ctrl-A H lists the keys. The boot's event lines are shown only with -v.
 
 other forms:
   cairn run status  STATE            is the VM running? its pid and published ports
@@ -176,7 +178,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _boot_options(parser)
-    parser.add_argument("word", metavar="PREFIX|FILE", help="what to boot (or a backend or action)")
+    word = parser.add_argument(
+        "word", metavar="PREFIX|FILE", help="what to boot (or a backend or action)"
+    )
+    word.completer = _complete_word  # argcomplete reads it
     parser.add_argument("rest", nargs=argparse.REMAINDER, metavar="...", help=argparse.SUPPRESS)
     parser_class = type(parser)  # the CLI's parser class: its errors are UsageErrors
 
@@ -201,7 +206,16 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     parser.set_defaults(handler=handler)
 
 
+def _complete_word(prefix: str, **_: object) -> list[str]:
+    """Shell completion of the first word: the actions and backends, then paths."""
+    words = [w for w in (*ACTIONS, *BACKENDS) if w.startswith(prefix)]
+    # glob.glob: the prefix is a partial path as typed, relative or absolute.
+    paths = glob.glob(glob.escape(prefix) + "*")  # noqa: PTH207
+    return words + sorted(p + ("/" if Path(p).is_dir() else "") for p in paths)
+
+
 def _spec(args: argparse.Namespace) -> MachineSpec:
+    _refuse_yaml(args.path)
     data = user_data(args.data, args.data_file)
     forced = [name for name in ("iso", "kernel", "squashfs") if getattr(args, name)]
     if len(forced) > 1:
@@ -232,6 +246,16 @@ def _spec(args: argparse.Namespace) -> MachineSpec:
     )
 
 
+def _refuse_yaml(path: str) -> None:
+    # Booted as a disk, a YAML file would hang in the firmware: say what to do instead.
+    if path.endswith((".yml", ".yaml")):
+        name = Path(path).name.rsplit(".", 1)[0]
+        raise CairnError(
+            f"{path} is a YAML configuration, not a system to boot: build it first",
+            hint=f"cairn build {path} && cairn run {name}",
+        )
+
+
 def _action(
     parser_class: type[argparse.ArgumentParser],
     common: argparse.ArgumentParser,
@@ -248,7 +272,7 @@ def _action(
         raise CairnError(f"{sub.state}: no such state directory")
     state = StateDir(sub.state.absolute())
     if action == "status":
-        return _print_status(vm.status(state))
+        return _print_status(vm.status(state), as_json=sub.json)
     if action == "console":
         try:
             vm.follow_console(state, sys.stdout.buffer, follow=not sub.no_follow)
@@ -269,6 +293,8 @@ def _action_parser(
     parser.add_argument("state", type=Path, metavar="STATE", help="the VM's state directory")
     if action == "console":
         parser.add_argument("--no-follow", action="store_true", help="print the log and exit")
+    if action == "status":
+        add_json_flag(parser, "the status")
     if action == "stop":
         parser.add_argument(
             "--grace",
@@ -308,7 +334,14 @@ def _ssh(state: StateDir, args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, previous)
 
 
-def _print_status(status: Status) -> int:
+def _print_status(status: Status, *, as_json: bool = False) -> int:
+    if as_json:
+        print_json({
+            "state": str(status.state.root), "running": status.running, "pid": status.pid,
+            "image": status.target or None, "console": str(status.state.console_log),
+            "publish": [forward.to_json() for forward in status.publish],
+        })  # fmt: skip
+        return 0 if status.running else EXIT_NOT_RUNNING
     print(f"status:  {'running' if status.running else 'stopped'}")
     if status.running:
         print(f"pid:     {status.pid}")

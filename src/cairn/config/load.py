@@ -91,8 +91,7 @@ def _load_one(name: str, stdin: TextIO | None, resolver: TemplateResolver) -> _S
     if "trust" in parsed.data:
         where = parsed.key_position(("trust",))
         log.warn("%s: 'trust' is ignored (LinuxKit removed content trust too)", where)
-    if local:
-        raise_problems(resolver.resolve(parsed, base))
+    raise_problems(resolver.resolve(parsed, base if local else None))
     return _Source(name, parsed, base, parsed.data)
 
 

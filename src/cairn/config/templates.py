@@ -25,6 +25,12 @@ from cairn.errors import CairnError
 
 PREFIX = "@pkg:"
 
+_NEEDS_A_FILE = (
+    f"{PREFIX} templates need a YAML file (their paths are relative to its directory), and "
+    "{source} is not one: save it to a file, or name the image by its tag (cairn pkg "
+    "show-tag --canonical DIR)"
+)
+
 #: The canonical tag of the package in a directory (``cairn.pkg.tag.template_tag``).
 PackageTag = Callable[[Path], str]
 
@@ -39,14 +45,17 @@ class TemplateResolver:
         self._package_tag = package_tag
         self._tags: dict[Path, str] = {}
 
-    def resolve(self, parsed: Parsed, base: Path) -> list[Problem]:
-        """Replace every ``@pkg:`` value in ``parsed.data`` in place; return the failures."""
+    def resolve(self, parsed: Parsed, base: Path | None) -> list[Problem]:
+        """Replace every ``@pkg:`` value in ``parsed.data`` in place; return the failures.
+
+        ``base`` is the YAML file's directory; None for YAML that is not a file (stdin, a
+        URL), where every template is a problem: its path has nothing to be relative to."""
         problems: list[Problem] = []
         self._walk(parsed, parsed.data, (), base, problems)
         return problems
 
     def _walk(
-        self, parsed: Parsed, node: Any, path: KeyPath, base: Path, problems: list[Problem]
+        self, parsed: Parsed, node: Any, path: KeyPath, base: Path | None, problems: list[Problem]
     ) -> Any:
         if isinstance(node, dict):
             for key, value in node.items():
@@ -56,6 +65,9 @@ class TemplateResolver:
                 node[i] = self._walk(parsed, value, (*path, i), base, problems)
         elif isinstance(node, str) and node.startswith(PREFIX):
             where, here = parsed.position(path), key_path(path)
+            if base is None:
+                problems.append(Problem(where, here, _NEEDS_A_FILE.format(source=where.file)))
+                return node
             try:
                 return self.tag(base, node[len(PREFIX) :])
             except ConfigError as exc:  # the package's build.yml: each problem, where it is

@@ -2,7 +2,8 @@
 
 A row names the format, its files, whether it needs a kernel, whether it can be written
 to ``-o`` (streamable), whether ``--size`` applies and its default, a one-line summary
-(``cairn build --help`` lists it) and the writer that makes it. docs/build.md and
+(``cairn build --help`` lists it), the host tools and files its writer needs (checked
+before any work: :func:`check_tools`) and the writer that makes it. docs/build.md and
 docs/formats.md explain every row. :func:`write_formats` writes the requested formats
 all or nothing.
 """
@@ -12,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from cairn import atomic, log
+from cairn import atomic, log, proc
 from cairn.errors import CairnError, UsageError
-from cairn.formats import initrd, media, tarball
+from cairn.formats import disk, initrd, iso, media, tarball, uki
 from cairn.formats.blocks import GIB
 from cairn.formats.inputs import OutputOptions, Products
 from cairn.formats.writer import Format, Workspace
@@ -22,6 +23,14 @@ from cairn.formats.writer import Format, Workspace
 _KERNEL_FILES = ("{name}-kernel", "{name}-cmdline")
 _STAGE1 = "{name}-stage1.img"
 _ROOT_OPTIONAL = ("{name}-cmdline", _STAGE1)
+
+# What the writers take from the host (cairn.proc.DEBIAN_PACKAGES names each one's package).
+_ISOLINUX = ("xorriso", str(iso.ISOLINUX_BIN), str(iso.ISOHYBRID_MBR), str(iso.LDLINUX_C32))
+_BIOS_DISK = ("syslinux", "mcopy", str(disk.SYSLINUX_MBR))
+_UKI = (str(uki.STUB),)
+_ESP = (*_UKI, str(uki.SYSTEMD_BOOT))  # systemd-boot and the UKI, on an EFI system partition
+_CONVERT = ("qemu-img",)
+_SIGNING = ("sbsign",)  # with --sign-key, for every format that writes EFI executables
 
 # Made from the encoded segments (formats/initrd.py, formats/tarball.py).
 _FROM_SEGMENTS = (
@@ -40,41 +49,46 @@ _FROM_SEGMENTS = (
 # Boot media (formats/media.py): made from the kernel, the initrd and the root tree.
 _BOOT_MEDIA = (
     Format("iso-bios", ("{name}.iso",), media.write_iso_bios,
-           "isolinux CD/USB image (El Torito + isohybrid MBR)"),
+           "isolinux CD/USB image (El Torito + isohybrid MBR)", tools=_ISOLINUX),
     Format("iso-efi", ("{name}-efi.iso",), media.write_iso_efi,
-           "EFI CD/USB image: systemd-boot + UKI on an El Torito ESP"),
+           "EFI CD/USB image: systemd-boot + UKI on an El Torito ESP",
+           tools=("xorriso", *_ESP)),
     Format("iso-efi-initrd", ("{name}-efi-initrd.iso",), media.write_iso_efi,
-           "the same EFI ISO (Cairn's ISOs always boot kernel + initrd)"),
+           "the same EFI ISO (Cairn's ISOs always boot kernel + initrd)",
+           tools=("xorriso", *_ESP)),
     Format("raw-bios", ("{name}-bios.img",), media.write_raw_bios,
-           "MBR disk, FAT partition, syslinux", sized=True),
+           "MBR disk, FAT partition, syslinux", sized=True, tools=_BIOS_DISK),
     Format("raw-efi", ("{name}-efi.img",), media.write_raw_efi,
-           "GPT disk, EFI system partition, systemd-boot + UKI", sized=True),
+           "GPT disk, EFI system partition, systemd-boot + UKI", sized=True,
+           tools=_ESP),
     Format("qcow2-bios", ("{name}.qcow2",), media.write_qcow2_bios, "raw-bios as qcow2",
-           sized=True, default_size=GIB),
+           sized=True, default_size=GIB, tools=(*_BIOS_DISK, *_CONVERT)),
     Format("qcow2-efi", ("{name}-efi.qcow2",), media.write_qcow2_efi, "raw-efi as qcow2",
-           sized=True),
+           sized=True, tools=(*_ESP, *_CONVERT)),
     Format("vhd", ("{name}.vhd",), media.write_fixed_vhd, "fixed VHD of raw-bios (Azure)",
-           sized=True, default_size=GIB),
+           sized=True, default_size=GIB, tools=(*_BIOS_DISK, *_CONVERT)),
     Format("dynamic-vhd", ("{name}-dynamic.vhd",), media.write_dynamic_vhd,
-           "dynamic VHD of raw-bios", sized=True, default_size=25 * GIB),
+           "dynamic VHD of raw-bios", sized=True, default_size=25 * GIB,
+           tools=(*_BIOS_DISK, *_CONVERT)),
     Format("vmdk", ("{name}.vmdk",), media.write_vmdk, "streamOptimized VMDK of raw-bios",
-           sized=True, default_size=GIB),
+           sized=True, default_size=GIB, tools=(*_BIOS_DISK, *_CONVERT)),
     Format("gcp", ("{name}.img.tar.gz",), media.write_gcp,
            "GCE image: raw-bios as disk.raw in a sparse .tar.gz", sized=True,
-           default_size=GIB),
+           default_size=GIB, tools=_BIOS_DISK),
     Format("aws", ("{name}.raw",), media.write_raw_bios,
-           "raw-bios at a fixed size (AWS import)", sized=True, default_size=GIB),
+           "raw-bios at a fixed size (AWS import)", sized=True, default_size=GIB,
+           tools=_BIOS_DISK),
     Format("kernel+squashfs", (*_KERNEL_FILES, "{name}-squashfs.img", _STAGE1),
            media.write_kernel_squashfs, "kernel, cmdline, squashfs root, stage-1 initrd",
-           optional=_ROOT_OPTIONAL),
+           optional=_ROOT_OPTIONAL, tools=("mksquashfs",)),
     Format("kernel+erofs", (*_KERNEL_FILES, "{name}-erofs.img", _STAGE1),
            media.write_kernel_erofs, "kernel, cmdline, erofs root, stage-1 initrd",
-           optional=_ROOT_OPTIONAL),
+           optional=_ROOT_OPTIONAL, tools=("mkfs.erofs",)),
     Format("kernel+iso", (*_KERNEL_FILES, "{name}-rootfs.iso", _STAGE1),
            media.write_kernel_iso, "kernel, cmdline, ISO 9660 root, stage-1 initrd",
-           optional=_ROOT_OPTIONAL),
+           optional=_ROOT_OPTIONAL, tools=("xorriso",)),
     Format("uki", ("{name}.efi",), media.write_uki,
-           "unified kernel image: one EFI executable, signable"),
+           "unified kernel image: one EFI executable, signable", tools=_UKI),
 )  # fmt: skip
 
 FORMATS: dict[str, Format] = {f.name: f for f in (*_FROM_SEGMENTS, *_BOOT_MEDIA)}
@@ -91,6 +105,11 @@ def describe() -> str:
     return "\n".join(f"  {f.name:<{width}}  {f.summary}" for f in FORMATS.values())
 
 
+def formats_writing(formats: Sequence[str], name: str, file_name: str) -> list[str]:
+    """Which of ``formats`` write ``file_name`` for the output name ``name``."""
+    return [f for f in formats if file_name in FORMATS[f].file_names(name)]
+
+
 def check_formats(formats: Sequence[str], output: str | None) -> None:
     """Validate the requested formats against the table and against ``-o``."""
     for name in formats:
@@ -99,6 +118,23 @@ def check_formats(formats: Sequence[str], output: str | None) -> None:
     if output is not None and (len(formats) != 1 or not FORMATS[formats[0]].streamable):
         streamable = " or ".join(f.name for f in FORMATS.values() if f.streamable)
         raise UsageError(f"-o/--output needs exactly one streamable format ({streamable})")
+
+
+def check_tools(formats: Sequence[str], *, signing: bool = False) -> None:
+    """Fail before any work, naming every host tool and file the formats need and the host
+    lacks (with ``signing``, sbsign too for the formats that write EFI executables)."""
+    needs: dict[str, list[str]] = {}
+    for name in formats:
+        row = FORMATS[name]
+        signed = signing and any(tool in row.tools for tool in _UKI)
+        for tool in (*row.tools, *(_SIGNING if signed else ())):
+            needs.setdefault(tool, []).append(name)
+    proc.check_host({tool: ", ".join(names) for tool, names in needs.items()})
+
+
+def ignoring_size(formats: Sequence[str]) -> list[str]:
+    """The formats among ``formats`` that --size does not apply to."""
+    return [name for name in formats if not FORMATS[name].sized]
 
 
 def check_kernel(formats: Sequence[str], has_kernel: bool) -> None:

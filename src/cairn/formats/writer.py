@@ -38,6 +38,7 @@ class Format:
     sized: bool = False  # --size applies
     default_size: int | None = None  # None: as small as the files allow
     optional: tuple[str, ...] = ()  # templates of files that may be absent
+    tools: tuple[str, ...] = ()  # host tools and files it needs (cairn.proc.check_host)
 
     def file_names(self, name: str) -> list[str]:
         """The row's files for the output name ``name``."""

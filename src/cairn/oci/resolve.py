@@ -11,7 +11,7 @@ Only the requested platform is stored (plus the index itself).
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +35,14 @@ from cairn.oci.descriptor import (
 )
 from cairn.oci.store import Image, Store
 
-__all__ = ["RegistryOptions", "mirror_options", "parse_mirror", "pull_image", "resolve"]
+__all__ = [
+    "PullFailed",
+    "RegistryOptions",
+    "mirror_options",
+    "parse_mirror",
+    "pull_image",
+    "resolve",
+]
 
 
 def resolve(
@@ -49,8 +56,8 @@ def resolve(
     """Resolve every name to an :class:`Image` for ``platform``, keyed by the name as given.
 
     Cache first, the registry otherwise (or always when ``pull``); pulls run in parallel
-    and show one progress bar. The first failure is raised after the others finish, so
-    every image that could be fetched is cached.
+    and show one progress bar. Failures are raised once every pull has finished (several
+    together, as :class:`PullFailed`), so every image that could be fetched is cached.
     """
     parse_platform(platform)
     for name in names:
@@ -85,7 +92,7 @@ def _pull_all(
     names: list[str], store: Store, platform: str, options: RegistryOptions
 ) -> dict[str, Image]:
     images: dict[str, Image] = {}
-    errors: list[CairnError] = []
+    errors: dict[str, CairnError] = {}
     with log.step(f"Pulling {len(names)} image{'s' if len(names) != 1 else ''} ({platform})"):
         with (
             log.Progress("pulling", total=0) as progress,
@@ -97,16 +104,32 @@ def _pull_all(
                 try:
                     images[name] = future.result()
                 except CairnError as exc:
-                    errors.append(exc)
+                    errors[name] = exc
         # Logged once the progress bar is gone, so the lines are not drawn over.
         for image in images.values():
             size = sum(layer.size for layer in image.layers)
             log.info("%s  %s  %.1f MB", image.name, image.digest[:19], size / 1e6)
+    if len(errors) == 1:
+        raise next(iter(errors.values()))
     if errors:
-        for extra in errors[1:]:
-            log.warn("%s", extra.message)
-        raise errors[0]
+        raise PullFailed(errors)
     return images
+
+
+class PullFailed(CairnError):
+    """Several images could not be pulled: one error that lists each, in the same form,
+    with each hint once. (A single failure is raised as itself.)"""
+
+    def __init__(self, failures: Mapping[str, CairnError], *, hint: str | None = None) -> None:
+        self.failures = dict(failures)
+        errors = list(self.failures.values())
+        hints = list(dict.fromkeys(h for h in (hint, *(e.hint for e in errors)) if h))
+        lines = "".join(f"\n  {e.message}" for e in errors)
+        # Each hint on its own "hint:" line (CairnError prints the first one's prefix).
+        super().__init__(
+            f"{len(errors)} images could not be pulled:{lines}",
+            hint="\n  hint: ".join(hints) or None,
+        )
 
 
 class _Puller:

@@ -7,8 +7,9 @@ that plan, so every option can be tested without starting anything.
 
 Differences from LinuxKit's command line, on purpose:
 
-* ``-nodefaults``; the serial console is a chardev teed into ``STATE/console.log``; a QMP
-  socket lets ``cairn run stop`` and Ctrl-C press the ACPI power button.
+* ``-nodefaults``; the serial console is a chardev teed into ``STATE/console.log``, its
+  stdio a pair of pipes to Cairn (cairn.run.console shows it and sends the keys); a QMP
+  socket lets ``cairn run stop`` and Ctrl-A P press the ACPI power button.
 * Disks and CDs hang off a virtio-scsi controller by default (``--disk-bus scsi``). The
   guest sees the same names as with LinuxKit's AHCI drives (``/dev/sda``, ``/dev/sr0``),
   and kernels that lack AHCI (Debian's cloud kernel) can read them. ``--disk-bus ide`` gives
@@ -20,6 +21,7 @@ Differences from LinuxKit's command line, on purpose:
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,7 +99,7 @@ def command_line(plan: QemuPlan) -> list[str]:
         argv += ["-uuid", plan.uuid]
     argv += ["-pidfile", str(plan.state.pidfile)]
     argv += ["-qmp", f"unix:{_opt(plan.state.qmp_socket.name)},server=on,wait=off"]
-    # The serial console goes to the terminal (or nowhere, detached) and always to the log.
+    # The serial console goes to Cairn (or nowhere, detached) and always to the log.
     backend = "null" if plan.detached else "stdio"
     argv += ["-chardev", f"{backend},id=console,logfile={_opt(plan.state.console_log)}"]
     argv += ["-serial", "chardev:console"]
@@ -221,6 +223,8 @@ def prepare(spec: MachineSpec) -> QemuPlan:
         atomic.check_directory(spec.boot_chart.parent)  # fail now, not after the boot
     arch = normalise_arch(spec.arch) if spec.arch else host_machine()
     binary = _qemu_binary(spec.qemu, arch)
+    if spec.networking.mode == "user":
+        check_ports(spec.publish)  # before the state directory: a refusal leaves nothing
     state = resolve(spec.state, target.prefix)
     state.create()
     running = state.running_pid()
@@ -257,6 +261,24 @@ def prepare(spec: MachineSpec) -> QemuPlan:
         devices=spec.devices,
         no_reboot=spec.no_reboot,
     )
+
+
+def check_ports(publish: tuple[PortForward, ...]) -> None:
+    """Fail if a host port to publish cannot be bound (another program has it): qemu would
+    only say so after starting, in words of its own."""
+    for forward in publish:
+        kind = socket.SOCK_STREAM if forward.protocol == "tcp" else socket.SOCK_DGRAM
+        with socket.socket(socket.AF_INET, kind) as probe:
+            if kind == socket.SOCK_STREAM:  # as qemu binds it: a port in TIME_WAIT is free
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((forward.host_ip, forward.host_port))
+            except OSError as exc:
+                raise CairnError(
+                    f"--publish {forward.host_ip}:{forward.host_port}:{forward.guest_port}"
+                    f"/{forward.protocol}: cannot use port {forward.host_port} on "
+                    f"{forward.host_ip} ({exc.strerror}): choose another host port"
+                ) from None
 
 
 def _qemu_binary(requested: str | None, arch: str) -> str:

@@ -30,7 +30,8 @@ from cairn import atomic, log
 from cairn.run.state import StateDir
 
 FORMAT = 1
-_EVENT = re.compile(rb"cairn-event (\d+(?:\.\d+)?) (\S+)(?: (\S+))?(?: (-?\d+))?")
+PREFIX = b"cairn-event "  # how every event line starts (the console hides them: run.console)
+_EVENT = re.compile(re.escape(PREFIX) + rb"(\d+(?:\.\d+)?) (\S+)(?: (\S+))?(?: (-?\d+))?")
 _TICKS = os.sysconf("SC_CLK_TCK")
 FOLLOW_POLL = 0.02  # how often the console is read while the guest boots
 FOLLOW_LIMIT = 300.0  # give up following a boot after this long

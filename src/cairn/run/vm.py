@@ -1,11 +1,12 @@
 """The life of a qemu process: start it (foreground or detached), stop it gracefully, and the
 ``status``, ``console`` and ``ssh`` helpers that work from a state directory alone.
 
-qemu always runs in a session of its own. In the foreground it still inherits the terminal
-(a process may use a terminal that is not its controlling one), so the console is live, but
-Ctrl-C reaches only Cairn, which asks the guest to power off through QMP instead of letting
-qemu die on the signal. A graceful stop presses the ACPI power button (so onshutdown
-containers run), waits ``grace`` seconds, then terminates qemu.
+qemu always runs in a session of its own. In the foreground its serial console is a pair
+of pipes to Cairn, which shows it and sends it the keys (:mod:`cairn.run.console`: Ctrl-C
+goes to the guest, Ctrl-A X quits, Ctrl-A P powers off); a signal to Cairn (SIGINT,
+SIGTERM, SIGHUP) asks the guest to power off through QMP instead of letting qemu die on
+it. A graceful stop presses the ACPI power button (so onshutdown containers run), waits
+``grace`` seconds, then terminates qemu.
 """
 
 from __future__ import annotations
@@ -13,13 +14,11 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import dataclasses
-import fcntl
 import os
 import shlex
 import signal
 import subprocess
 import sys
-import termios
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from typing import Any, BinaryIO
 
 from cairn import atomic, log, proc
 from cairn.errors import CairnError
-from cairn.run import qmp, timeline
+from cairn.run import console, qmp, timeline
 from cairn.run.spec import PortForward
 from cairn.run.state import RunInfo, StateDir
 
@@ -78,31 +77,6 @@ def _owns_terminal_input() -> bool:
         return True
 
 
-class _Terminal:
-    """Saves the terminal's settings and file flags; qemu changes both and a killed qemu
-    cannot put them back."""
-
-    def __init__(self, fd: int = 0) -> None:
-        self.fd = fd
-        self.attrs: list[Any] | None = None
-        self.flags: int | None = None
-        try:
-            if os.isatty(fd):
-                self.attrs = termios.tcgetattr(fd)
-            self.flags = fcntl.fcntl(fd, fcntl.F_GETFL)
-        except (OSError, termios.error):
-            pass
-
-    def restore(self) -> None:
-        try:
-            if self.attrs is not None:
-                termios.tcsetattr(self.fd, termios.TCSADRAIN, self.attrs)
-            if self.flags is not None:
-                fcntl.fcntl(self.fd, fcntl.F_SETFL, self.flags)
-        except (OSError, termios.error):
-            pass
-
-
 class _Stopper:
     """Turns stop requests (signals, a timeout) into a graceful stop, then a forced one."""
 
@@ -124,7 +98,8 @@ class _Stopper:
             self.kill_at = now + self.grace
             if self.grace > 0 and _press_power_button(self.state):
                 log.info(
-                    "cairn: asking the guest to power off (up to %gs; Ctrl-C again to kill it)",
+                    "cairn: asking the guest to power off (qemu is stopped if it has not "
+                    "within %gs, or when asked again)",
                     self.grace,
                 )
             else:
@@ -203,42 +178,34 @@ def run_foreground(
     grace: float = 30.0,
     chart: Path | None = None,
 ) -> int:
-    """Run qemu with the console on this terminal until the VM stops; returns the exit status.
+    """Run qemu with its console on this process's standard streams until the VM stops;
+    returns the exit status.
 
-    The status is qemu's (0 when the guest powers off), ``124`` when ``timeout`` expired,
-    and 1 when qemu had to be killed because the guest ignored the power button. Meanwhile
-    STATE/boot-timeline.json (and the SVG ``chart``) follow the boot.
+    The status is qemu's (0 when the guest powers off, and after Ctrl-A X), ``124`` when
+    ``timeout`` expired, and 1 when qemu had to be killed because the guest ignored the
+    power button. Meanwhile STATE/boot-timeline.json (and the SVG ``chart``) follow the boot.
     """
-    terminal = _Terminal()
+    terminal = console.Terminal()
+    keys = _owns_terminal_input()
+    screen = console.Screen(events=log.verbose(), plain=not os.isatty(1))
     started = time.time()
     process = _spawn(
         state, argv, RunInfo(0, publish=publish, detached=False, target=target),
-        stdin=None if _owns_terminal_input() else subprocess.DEVNULL,
+        stdin=subprocess.PIPE if keys else subprocess.DEVNULL, stdout=subprocess.PIPE,
         preexec_fn=_die_with_parent,
     )  # fmt: skip
+    assert process.stdout is not None
+    shown = console.Console(screen)
+    shown.attach(process.stdout, process.stdin)
+    # The one line that says how to leave, before anything else is shown.
+    leave = console.KEYS_LINE if keys else f"stop it with: cairn run stop {state.root}"
+    log.info("cairn: %s", leave)
     watcher = timeline.Watcher(state, timeline.process_start(process.pid) or started, chart)
     stopper = _Stopper(process, state, grace)
-    deadline = time.monotonic() + timeout if timeout else None
-    timed_out = False
     try:
-        with _stop_signals(stopper):
-            while True:
-                # The console is read often while the guest boots: the boot timeline's
-                # clock is when its lines arrive.
-                watcher.poll()
-                watcher.save()
-                try:
-                    returncode = process.wait(
-                        timeout=_POLL if watcher.done else timeline.FOLLOW_POLL
-                    )
-                    break
-                except subprocess.TimeoutExpired:
-                    pass
-                if deadline is not None and not timed_out and time.monotonic() >= deadline:
-                    timed_out = True
-                    log.info("cairn: timeout: the VM ran for %gs, stopping it", timeout)
-                    stopper.request()
-                stopper.tick()
+        with _stop_signals(stopper), terminal.raw() if keys else contextlib.nullcontext():
+            timed_out = _attend(process, shown, watcher, stopper, timeout)
+        shown.finish()
     finally:
         if process.poll() is None:  # an exception got us here: never leave the VM behind
             process.kill()
@@ -250,7 +217,50 @@ def run_foreground(
         return EXIT_TIMEOUT
     if stopper.forced:
         return EXIT_KILLED
+    returncode = process.wait()
     return returncode if returncode >= 0 else 128 - returncode
+
+
+def _attend(
+    process: subprocess.Popen[bytes],
+    shown: console.Console,
+    watcher: timeline.Watcher,
+    stopper: _Stopper,
+    timeout: float | None,
+) -> bool:
+    """The foreground VM's life: the console shown, keys sent, the boot followed, stop
+    requests carried out, until qemu exits. True when ``timeout`` stopped it."""
+    deadline = time.monotonic() + timeout if timeout else None
+    timed_out = False
+    while process.poll() is None:
+        # The console is read often while the guest boots: the boot timeline's clock is
+        # when its lines arrive.
+        for key in shown.pump(_POLL if watcher.done else timeline.FOLLOW_POLL):
+            _on_key(key, process, stopper)
+        watcher.poll()
+        watcher.save()
+        if deadline is not None and not timed_out and time.monotonic() >= deadline:
+            timed_out = True
+            log.info("cairn: timeout: the VM ran for %gs, stopping it", timeout)
+            stopper.request()
+        stopper.tick()
+    return timed_out
+
+
+def _on_key(key: console.Key, process: subprocess.Popen[bytes], stopper: _Stopper) -> None:
+    if key is console.Key.QUIT:
+        log.info("cairn: quitting: stopping qemu")
+        # What qemu's own Ctrl-A X does; a signal only if qemu does not answer.
+        try:
+            qmp.command(stopper.state.qmp_socket, "quit")
+        except qmp.QMPError as exc:
+            log.debug("quit failed: %s", exc)
+            _terminate(process.pid, lambda: process.poll() is None)
+    elif key is console.Key.POWER_OFF:
+        stopper.request()
+    else:
+        for line in console.HELP.splitlines():
+            log.info("cairn: %s", line)
 
 
 def start_detached(
@@ -355,23 +365,25 @@ def stop(state: StateDir, grace: float = 30.0) -> str:
 
 
 def follow_console(state: StateDir, out: BinaryIO, *, follow: bool = True) -> None:
-    """Copy STATE/console.log to ``out``; with ``follow``, keep copying until the VM stops."""
+    """Copy STATE/console.log to ``out``; with ``follow``, keep copying until the VM stops.
+    What is shown is what the foreground console shows (:class:`cairn.run.console.Screen`):
+    event lines only with -v, no control sequences when ``out`` is not a terminal."""
     if not state.console_log.exists():
         raise CairnError(
             f"no console log in {state.root}", hint="has a VM run with this state directory?"
         )
+    screen = console.Screen(events=log.verbose(), plain=not out.isatty())
     with open(state.console_log, "rb") as log_file:
         while True:
             chunk = log_file.read(65536)
             if chunk:
-                out.write(chunk)
+                out.write(screen.feed(chunk))
                 out.flush()
                 continue
             if not follow or state.running_pid() is None:
-                rest = log_file.read()  # anything written just before the VM stopped
-                if rest:
-                    out.write(rest)
-                    out.flush()
+                # Anything written just before the VM stopped, and what was held back.
+                out.write(screen.feed(log_file.read()) + screen.flush())
+                out.flush()
                 return
             if state.console_log.stat().st_size < log_file.tell():
                 log_file.seek(0)  # a new run truncated the log
