@@ -268,3 +268,26 @@ def _strings(value: object) -> list[str]:
     if isinstance(value, list):
         return [t for v in value for t in _strings(v)]
     return [value] if isinstance(value, str) else []
+
+
+def test_devnames_lists_the_nodes_whose_opening_loads_a_module(tmp_path: Path) -> None:
+    aliases = tmp_path / "modules.alias"
+    aliases.write_text(
+        "# Aliases extracted from modules themselves.\n"
+        "alias devname:loop-control loop\nalias char-major-10-237 loop\n"
+        "alias block-major-7-* loop\n"
+        "alias devname:mapper/control dm_mod\nalias char-major-10-236 dm_mod\n"
+        "alias devname:btrfs-control btrfs\nalias char-major-10-234 btrfs\n"
+        "alias fs-xfs xfs\nalias devname:only-a-name nothing\n"
+        "alias devname:../escape hostile\nalias char-major-1-1 hostile\n"
+    )
+    result = subprocess.run(
+        [busybox(), "awk", "-f", str(LIB / "devnames.awk"), str(aliases)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert sorted(result.stdout.splitlines()) == [
+        "btrfs-control c 10 234",
+        "loop-control c 10 237",
+        "mapper/control c 10 236",
+    ]

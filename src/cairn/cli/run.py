@@ -25,7 +25,8 @@ from cairn import log
 from cairn.cli.options import add_json_flag, print_json, setup_logging, user_data
 from cairn.errors import CairnError, UsageError
 from cairn.run import BACKENDS, hypervisor
-from cairn.run.spec import DiskSpec, MachineSpec, Networking, PortForward
+from cairn.run.platform import PLATFORMS
+from cairn.run.spec import DISK_BUSES, DiskSpec, MachineSpec, Networking, PortForward
 from cairn.run.state import StateDir
 
 if TYPE_CHECKING:
@@ -100,8 +101,27 @@ def _medium_options(parser: argparse.ArgumentParser) -> None:
         help="boot PATH-kernel with PATH-squashfs.img as root, skip detection",
     )
     data = parser.add_mutually_exclusive_group()
-    data.add_argument("--data", metavar="STRING", help="user data, passed on a metadata CD")
+    data.add_argument(
+        "--data",
+        metavar="STRING",
+        help="user data, passed on a metadata CD (or by the --platform's metadata service)",
+    )
     data.add_argument("--data-file", type=Path, metavar="FILE", help="user data from a file")
+    add = parser.add_argument
+    add(
+        "--platform",
+        choices=tuple(PLATFORMS),
+        metavar="PLATFORM",
+        help="boot on a cloud's or hypervisor's virtual hardware and serve its metadata "
+        f"service: {', '.join(PLATFORMS)} (docs/run.md)",
+    )
+    add(
+        "--ssh-key",
+        type=Path,
+        metavar="FILE.pub",
+        help="public keys for root: served by the --platform's metadata service, else put "
+        "on the metadata CD (ssh/authorized_keys)",
+    )
 
 
 def _qemu_options(parser: argparse.ArgumentParser) -> None:
@@ -131,9 +151,9 @@ def _qemu_options(parser: argparse.ArgumentParser) -> None:
     add("--qemu", metavar="PATH", help="qemu binary (default: qemu-system-ARCH from PATH)")
     add(
         "--disk-bus",
-        choices=("scsi", "virtio", "ide"),
-        default="scsi",
-        help="how disks and CDs attach (default: scsi, guest names /dev/sda, /dev/sr0)",
+        choices=DISK_BUSES,
+        help="how disks and CDs attach: " + ", ".join(DISK_BUSES) + " (default: the "
+        "--platform's, else scsi: guest names /dev/sda, /dev/sr0)",
     )
 
 
@@ -237,13 +257,19 @@ def _spec(args: argparse.Namespace) -> MachineSpec:
         gui=args.gui,
         devices=tuple(args.device),
         qemu=args.qemu,
-        disk_bus=args.disk_bus,
+        disk_bus=args.disk_bus or _platform_bus(args.platform),
         no_reboot=args.no_reboot,
         detached=args.detached,
         timeout=args.timeout,
         grace=args.grace,
         boot_chart=args.boot_chart.absolute() if args.boot_chart else None,
+        platform=args.platform,
+        ssh_key=args.ssh_key,
     )
+
+
+def _platform_bus(name: str | None) -> str:
+    return PLATFORMS[name].disk_bus if name else "scsi"
 
 
 def _refuse_yaml(path: str) -> None:

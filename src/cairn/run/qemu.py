@@ -17,6 +17,8 @@ Differences from LinuxKit's command line, on purpose:
 * UEFI code is attached read-only and the variables are a per-VM copy in the state dir.
 * ``--qemu`` is honoured (LinuxKit overwrites it from ``$PATH``).
 * The NIC carries no PXE option ROM: the firmware has nothing to load and start for it.
+* ``--platform`` (:mod:`cairn.run.platform`) picks a cloud's or hypervisor's machine, disk
+  bus and NIC, and serves its metadata service on an isolated user network.
 """
 
 from __future__ import annotations
@@ -31,13 +33,18 @@ from cairn.errors import CairnError
 from cairn.run import accel as accel_mod
 from cairn.run import firmware as firmware_mod
 from cairn.run import metadata
+from cairn.run import platform as platform_mod
 from cairn.run.accel import Accel
 from cairn.run.detect import BootKind, BootTarget, detect, disk_format
+from cairn.run.platform import Platform
 from cairn.run.spec import DiskSpec, MachineSpec, Networking, PortForward, normalise_arch
 from cairn.run.state import StateDir, resolve
 
 # Guest device names of the first disk and first CD, by disk bus.
-ROOT_DISK = {"scsi": "/dev/sda", "ide": "/dev/sda", "virtio": "/dev/vda"}
+ROOT_DISK = {
+    "scsi": "/dev/sda", "ide": "/dev/sda", "virtio": "/dev/vda", "nvme": "/dev/nvme0n1",
+    "ahci": "/dev/sda", "pvscsi": "/dev/sda",
+}  # fmt: skip
 ROOT_CD = "/dev/sr0"
 
 
@@ -76,6 +83,8 @@ class QemuPlan:
     gui: bool = False
     devices: tuple[str, ...] = ()
     no_reboot: bool = False
+    platform: Platform | None = None
+    metadata_service: Path | None = None  # cairn.run.imds's configuration
 
 
 def _opt(value: object) -> str:
@@ -92,7 +101,8 @@ def command_line(plan: QemuPlan) -> list[str]:
         argv += ["-machine", "virt,gic-version=" + ("host" if kvm else "max")]
         argv += ["-cpu", "host" if kvm else "max"]
     else:
-        argv += ["-machine", "q35"] + (["-cpu", "host"] if kvm else [])
+        machine = plan.platform.machine if plan.platform else "q35"
+        argv += ["-machine", machine] + (["-cpu", "host"] if kvm else [])
     argv += plan.accel.qemu_args()
     argv += ["-smp", str(plan.cpus), "-m", str(plan.memory_mib)]
     if plan.uuid:
@@ -143,22 +153,40 @@ def _firmware(plan: QemuPlan) -> list[str]:
     ]  # fmt: skip
 
 
+# Per --disk-bus: the controller it needs (None: the machine has it, or none is needed)
+# and the device of a disk on it. CDs go on the bus's SCSI or AHCI controller, else on a
+# virtio-scsi one.
+_BUSES: dict[str, tuple[str | None, str]] = {
+    "scsi": ("virtio-scsi-pci,id=scsi0", "scsi-hd,bus=scsi0.0,channel=0,scsi-id={i},lun=0"),
+    "pvscsi": ("pvscsi,id=scsi0", "scsi-hd,bus=scsi0.0,channel=0,scsi-id={i},lun=0"),
+    "ahci": (None, "ide-hd,bus=ide.{i}"),  # q35's own AHCI controller, one port per drive
+    "nvme": (None, "nvme,serial=cairn{i}"),
+    "virtio": (None, "virtio-blk-pci"),
+}
+
+
 def _drives(plan: QemuPlan) -> list[str]:
     if plan.disk_bus == "ide":
         return _ide_drives(plan.drives)
+    controller, disk = _BUSES[plan.disk_bus]
+    scsi_cds = plan.disk_bus in ("nvme", "virtio")
     argv: list[str] = []
-    if any(d.cdrom or plan.disk_bus == "scsi" for d in plan.drives):
-        argv += ["-device", "virtio-scsi-pci,id=scsi0"]
+    if scsi_cds:
+        controller = _BUSES["scsi"][0] if any(d.cdrom for d in plan.drives) else None
+    if controller and plan.drives:
+        argv += ["-device", controller]
     for i, drive in enumerate(plan.drives):
         spec = f"file={_opt(drive.path)},format={drive.format},if=none,id=drive{i}"
         if drive.cdrom:
             spec += ",media=cdrom,readonly=on"
         argv += ["-drive", spec]
-        if drive.cdrom or plan.disk_bus == "scsi":
-            kind = "scsi-cd" if drive.cdrom else "scsi-hd"
-            device = f"{kind},bus=scsi0.0,channel=0,scsi-id={i},lun=0,drive=drive{i}"
+        if not drive.cdrom:
+            device = disk.format(i=i)
+        elif plan.disk_bus == "ahci":
+            device = f"ide-cd,bus=ide.{i}"
         else:
-            device = f"virtio-blk-pci,drive=drive{i}"
+            device = f"scsi-cd,bus=scsi0.0,channel=0,scsi-id={i},lun=0"
+        device += f",drive=drive{i}"
         if drive.boot:
             device += ",bootindex=0"
         argv += ["-device", device]
@@ -206,9 +234,12 @@ def _network(plan: QemuPlan) -> list[str]:
         netdev = f"bridge,id=net0,br={_opt(net.interface)}"
     else:
         netdev = "user,id=net0" + "".join(f",hostfwd={p.hostfwd()}" for p in plan.publish)
+        if plan.platform:
+            netdev += platform_mod.netdev_options(plan.metadata_service)
     # romfile= : no PXE option ROM (iPXE) for the firmware to load and start on every boot;
     # nothing Cairn boots comes from the network.
-    device = f"virtio-net-pci,netdev=net0,mac={plan.mac},romfile="
+    nic = plan.platform.nic if plan.platform else "virtio-net-pci"
+    device = f"{nic},netdev=net0,mac={plan.mac},romfile="
     return ["-netdev", netdev, "-device", device]
 
 
@@ -236,8 +267,9 @@ def prepare(spec: MachineSpec) -> QemuPlan:
     _check_memory(target, spec.memory_mib)
     drives = _boot_drives(target)
     drives += _extra_disks(spec.disks, state)
-    if spec.data is not None:
-        drives.append(Drive(metadata.create_iso(state.data_iso, spec.data), "raw", cdrom=True))
+    platform = platform_mod.lookup(spec.platform) if spec.platform else None
+    cd, service = _metadata(spec, state, target, platform)
+    drives += cd
     return QemuPlan(
         binary=binary,
         state=state,
@@ -260,7 +292,27 @@ def prepare(spec: MachineSpec) -> QemuPlan:
         gui=spec.gui,
         devices=spec.devices,
         no_reboot=spec.no_reboot,
+        platform=platform,
+        metadata_service=service,
     )
+
+
+def _metadata(
+    spec: MachineSpec, state: StateDir, target: BootTarget, platform: Platform | None
+) -> tuple[list[Drive], Path | None]:
+    """The machine's metadata: served by the platform's metadata service when it has one,
+    else on a metadata CD (``--data``, and ``--ssh-key`` as root's authorized keys)."""
+    keys = platform_mod.read_keys(spec.ssh_key) if spec.ssh_key else ()
+    if platform is not None and platform.service is not None:
+        service = platform_mod.write_service(
+            platform, state.root / "metadata.json", hostname=target.prefix.name or "cairn",
+            instance_id=state.machine_uuid(), keys=keys, data=spec.data,
+        )  # fmt: skip
+        return [], service
+    data = platform_mod.cd_data(keys, spec.data)
+    if data is None:
+        return [], None
+    return [Drive(metadata.create_iso(state.data_iso, data), "raw", cdrom=True)], None
 
 
 def check_ports(publish: tuple[PortForward, ...]) -> None:

@@ -174,6 +174,10 @@ class Networking:
         )
 
 
+# How disks and CDs attach (--disk-bus): virtio-scsi, virtio-blk, LinuxKit's IDE/AHCI
+# layout, NVMe, q35's AHCI ports, VMware's paravirtual SCSI.
+DISK_BUSES = ("scsi", "virtio", "ide", "nvme", "ahci", "pvscsi")
+
 # The guests `cairn run` can boot, by their kernel (and qemu) names.
 ARCHES = ("x86_64", "aarch64")
 
@@ -214,6 +218,8 @@ class MachineSpec:
     timeout: float | None = None
     grace: float = 30.0
     boot_chart: Path | None = None  # an SVG of STATE/boot-timeline.json, written as it grows
+    platform: str | None = None  # a cloud or hypervisor (cairn.run.platform), None: plain qemu
+    ssh_key: Path | None = None  # public keys for root, served as the platform serves them
 
     def __post_init__(self) -> None:
         if self.cpus < 1:
@@ -229,7 +235,13 @@ class MachineSpec:
             raise UsageError("--timeout must be more than zero seconds")
         if self.grace < 0:
             raise UsageError("--grace cannot be negative")
-        if self.disk_bus not in ("scsi", "virtio", "ide"):
+        if self.disk_bus not in DISK_BUSES:
             raise UsageError(
-                f"unknown --disk-bus {self.disk_bus!r}", hint="use scsi, virtio or ide"
+                f"unknown --disk-bus {self.disk_bus!r}", hint=f"use {', '.join(DISK_BUSES)}"
+            )
+        if self.platform and self.networking.mode != "user":
+            raise UsageError(
+                f"--platform {self.platform} needs user networking (its metadata service "
+                "is served there)",
+                hint=f"drop --networking {self.networking.mode}",
             )

@@ -54,34 +54,31 @@ http() {
 
 # http_parse RAW: split a response into $HTTP_OUT.head and $HTTP_OUT, set HTTP_STATUS.
 # Fails (HTTP_STATUS 000) for anything but a whole HTTP/1.x response: no status line, no
-# end of the head, a body shorter or longer than its Content-Length, or too big.
+# end of the head, a body shorter or longer than its Content-Length, or too big. One awk
+# reads the head (processes are dear in a VM without acceleration).
 http_parse() {
-	local status length size
-	status=$(head -n 1 "$1" | sed -n 's/^HTTP\/1\.[01] \([0-9][0-9][0-9]\)[ \r].*/\1/p; s/^HTTP\/1\.[01] \([0-9][0-9][0-9]\)\r*$/\1/p')
-	[ -n "$status" ] || return 1
-	# the head's length in bytes, up to and including the empty line that ends it
-	length=$(awk '{ n += length($0) + 1 } /^\r?$/ { print n; found = 1; exit } END { if (!found) print -1 }' "$1")
-	[ "$length" -gt 0 ] || return 1
-	head -c "$length" "$1" | tr -d '\r' >"$HTTP_OUT.head"
-	tail -c +$((length + 1)) "$1" >"$HTTP_OUT"
+	local raw="$1" head status length expected size
+	# shellcheck disable=SC2016 # awk's own $0 and $2
+	head=$(awk -v out="$HTTP_OUT.head" '
+		NR == 1 { if ($0 !~ /^HTTP\/1\.[01] [0-9][0-9][0-9]/) exit; status = substr($0, 10, 3) }
+		{ n += length($0) + 1; line = $0; sub(/\r$/, "", line); print line > out }
+		tolower(line) ~ /^content-length:/ { expected = line; sub(/^[^:]*:[ \t]*/, "", expected) }
+		line == "" && NR > 1 { print status, n, (expected == "" ? "-" : expected); exit }
+	' "$1")
+	# shellcheck disable=SC2086 # three words on purpose
+	set -- $head
+	[ $# = 3 ] || return 1
+	status=$1 length=$2 expected=$3
+	tail -c +$((length + 1)) "$raw" >"$HTTP_OUT"
 	size=$(wc -c <"$HTTP_OUT")
 	[ "$size" -le "$HTTP_MAX" ] || return 1
-	length=$(http_header content-length)
-	[ -z "$length" ] || [ "$length" = "$size" ] || return 1
+	[ "$expected" = - ] || [ "$expected" = "$size" ] || return 1
 	HTTP_STATUS=$status
 }
 
-# http_header NAME: the value of response header NAME (any case) of the last exchange.
+# http_header NAME: the value of response header NAME (lower case) of the last exchange.
 http_header() {
-	sed -n '2,$p' "$HTTP_OUT.head" | while IFS= read -r line; do
-		case $(printf '%s' "${line%%:*}" | tr "[:upper:]" "[:lower:]") in
-		"$1")
-			line=${line#*:}
-			printf '%s\n' "$line" | sed 's/^[[:space:]]*//; s/[[:space:]]*$//'
-			break
-			;;
-		esac
-	done
+	awk -v name="$1" 'NR > 1 { i = index($0, ":"); if (i && tolower(substr($0, 1, i - 1)) == name) { v = substr($0, i + 1); sub(/^[ \t]+/, "", v); sub(/[ \t]+$/, "", v); print v; exit } }' "$HTTP_OUT.head"
 }
 
 # http_tls METHOD URL [HEADER...]: HTTPS through busybox wget (GET only). busybox's TLS

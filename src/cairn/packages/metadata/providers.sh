@@ -51,6 +51,7 @@ net_aws() {
 	fi
 	aws_get meta-data/hostname || return 1
 	PROVIDER=AWS
+	put hostname
 	ec2_files aws_get
 }
 
@@ -65,6 +66,7 @@ aws_get() {
 net_openstack() {
 	openstack_get meta-data/hostname || return 1
 	PROVIDER=openstack
+	put hostname
 	ec2_files openstack_get
 }
 
@@ -72,10 +74,10 @@ openstack_get() {
 	http GET "$IMDS/latest/$1"
 }
 
-# ec2_files GET: LinuxKit's files from an EC2-style tree, GET being the function that asks.
+# ec2_files GET: LinuxKit's files from an EC2-style tree (after hostname), GET being the
+# function that asks.
 ec2_files() {
 	local get="$1" pair
-	$get meta-data/hostname && put hostname
 	for pair in public-ipv4:public_ipv4 local-ipv4:local_ipv4 \
 		placement/availability-zone:availability_zone instance-type:instance_type \
 		instance-id:instance_id local-hostname:local_hostname; do
