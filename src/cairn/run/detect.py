@@ -19,6 +19,7 @@ from pathlib import Path
 
 from cairn import proc
 from cairn.errors import CairnError
+from cairn.run import gceimage
 
 # Disk formats recognised by file name; anything else is asked of `qemu-img info`.
 _FORMAT_BY_SUFFIX = {
@@ -44,6 +45,7 @@ _IMAGE_SUFFIXES = (
     ".vhd",
     "-dynamic.vhd",
     ".vmdk",
+    gceimage.SUFFIX,
     ".efi",
 )
 
@@ -80,6 +82,9 @@ class BootTarget:
         return f"{self.kind.value} {self.image or self.kernel}"
 
 
+# The image_format of a GCE image archive (NAME.img.tar.gz): unpacked before it is booted.
+GCE_ARCHIVE = "gce-archive"
+
 # Formats that say what they are in their first bytes (raw and VHD do not).
 _MAGIC = {b"QFI\xfb": "qcow2", b"KDMV": "vmdk", b"vhdx": "vhdx", b"<<< ": "vdi"}
 
@@ -105,6 +110,8 @@ def disk_format(path: Path) -> str:
 
 
 def _strip_suffix(path: Path) -> Path:
+    if path.name.lower().endswith(gceimage.SUFFIX):
+        return path.with_name(path.name[: -len(gceimage.SUFFIX)])
     if path.suffix.lower() in (*_FORMAT_BY_SUFFIX, ".efi"):
         return path.with_suffix("")
     return path
@@ -130,6 +137,8 @@ def _file_target(path: Path, kind: BootKind | None = None) -> BootTarget:
         return BootTarget(BootKind.UKI, prefix, image=path, needs_uefi=True)
     if kind is BootKind.ISO or (kind is None and path.suffix.lower() == ".iso"):
         return BootTarget(BootKind.ISO, prefix, image=path, needs_uefi=_is_efi_name(path))
+    if gceimage.is_archive(path):  # a GCE image: its disk.raw is booted (cairn.run.gceimage)
+        return BootTarget(BootKind.DISK, prefix, image=path, image_format=GCE_ARCHIVE)
     return BootTarget(
         BootKind.DISK, prefix, image=path, image_format=disk_format(path),
         needs_uefi=_is_efi_name(path),

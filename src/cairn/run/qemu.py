@@ -32,10 +32,10 @@ from cairn.arch import host_machine
 from cairn.errors import CairnError
 from cairn.run import accel as accel_mod
 from cairn.run import firmware as firmware_mod
-from cairn.run import metadata
+from cairn.run import gceimage, metadata
 from cairn.run import platform as platform_mod
 from cairn.run.accel import Accel
-from cairn.run.detect import BootKind, BootTarget, detect, disk_format
+from cairn.run.detect import GCE_ARCHIVE, BootKind, BootTarget, detect, disk_format
 from cairn.run.platform import Platform
 from cairn.run.spec import DiskSpec, MachineSpec, Networking, PortForward, normalise_arch
 from cairn.run.state import StateDir, resolve
@@ -265,7 +265,7 @@ def prepare(spec: MachineSpec) -> QemuPlan:
             hint=f"stop it with: cairn run stop {state.root}, or pass another --state",
         )
     _check_memory(target, spec.memory_mib)
-    drives = _boot_drives(target)
+    drives = _boot_drives(target, state)
     drives += _extra_disks(spec.disks, state)
     platform = platform_mod.lookup(spec.platform) if spec.platform else None
     cd, service = _metadata(spec, state, target, platform)
@@ -344,7 +344,7 @@ def _qemu_binary(requested: str | None, arch: str) -> str:
     raise CairnError(f"--qemu {requested}: no such file")
 
 
-def _boot_drives(target: BootTarget) -> list[Drive]:
+def _boot_drives(target: BootTarget, state: StateDir) -> list[Drive]:
     image = target.image
     if image is None or target.kind is BootKind.UKI:
         return []
@@ -352,6 +352,9 @@ def _boot_drives(target: BootTarget) -> list[Drive]:
         return [Drive(image, "raw", cdrom=True, boot=True)]
     if target.kind is BootKind.KERNEL_ISO:
         return [Drive(image, "raw", cdrom=True)]
+    if target.kind is BootKind.DISK and target.image_format == GCE_ARCHIVE:
+        log.info("cairn: unpacking disk.raw of %s into %s", image, state.root)
+        return [Drive(gceimage.unpack(image, state.root / "disk.raw"), "raw", boot=True)]
     if target.kind is BootKind.DISK:
         return [Drive(image, target.image_format, boot=True)]
     return [Drive(image, "raw")]  # the squashfs or erofs root disk
