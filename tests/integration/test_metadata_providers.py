@@ -65,17 +65,19 @@ def applets(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return bin_dir
 
 
-def run_metadata(applets: Path, tmp: Path, url: str, *providers: str) -> Result:
+def run_metadata(
+    applets: Path, tmp: Path, url: str, *providers: str, lib: Path = METADATA
+) -> Result:
     config = tmp / "config"
     config.mkdir(parents=True, exist_ok=True)
     environment = {
-        "PATH": str(applets), "CAIRN_METADATA_LIB": str(METADATA),
+        "PATH": str(applets), "CAIRN_METADATA_LIB": str(lib),
         "CAIRN_METADATA_CONFIG": str(config), "CAIRN_METADATA_URL": url, "TMPDIR": str(tmp),
     }  # fmt: skip
     unshare = env.need_tool("unshare", "util-linux")
     start = time.monotonic()
     done = subprocess.run(
-        [unshare, "--uts", str(BUSYBOX), "sh", str(METADATA / "metadata"), *providers],
+        [unshare, "--uts", str(BUSYBOX), "sh", str(lib / "metadata"), *providers],
         env=environment, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     return Result(done.returncode, done.stdout + done.stderr, config, time.monotonic() - start)
@@ -163,6 +165,39 @@ def test_gcp_refuses_an_answer_without_the_metadata_flavor_header(
         result = run_metadata(applets, tmp_path, url, "gcp")
     assert "without Metadata-Flavor: Google: not GCP's metadata server" in result.log
     assert result.files() == []
+
+
+# platform -> what a deviating provider leaves out of providers.sh
+DEVIATIONS = {
+    "aws": '"X-aws-ec2-metadata-token-ttl-seconds: 300"',  # so no token: IMDSv1 only
+    "gcp": '"Metadata-Flavor: Google"',
+    "azure": '"Metadata: true"',
+}
+
+
+@pytest.mark.parametrize("platform", sorted(DEVIATIONS))
+def test_the_service_refuses_a_provider_that_leaves_out_what_the_real_one_requires(
+    platform: str, applets: Path, tmp_path: Path
+) -> None:
+    # The same provider, deviating as LinuxKit's IMDSv1-only AWS provider does, or without
+    # the header GCP and Azure require: their services refuse it, and it finds nothing.
+    deviating = tmp_path / "lib"
+    deviating.mkdir()
+    for source in METADATA.iterdir():
+        text = source.read_text()
+        if source.name == "providers.sh":
+            assert DEVIATIONS[platform] in text
+            text = text.replace(DEVIATIONS[platform], "")
+        (deviating / source.name).write_text(text)
+    imdsv2 = {"imdsv2": "required"} if platform == "aws" else {}
+    with running(instance(platform, **imdsv2)) as (url, _):
+        strict = run_metadata(applets, tmp_path / "ok", url, platform)
+        deviated = run_metadata(applets, tmp_path / "deviated", url, platform, lib=deviating)
+    assert strict.read("ssh/authorized_keys").strip() == KEY  # the service itself answers
+    assert "no metadata and no user data found" in deviated.log, deviated.log
+    assert deviated.files() == []
+    if platform == "aws":  # a token PUT without its TTL header is refused (400); then
+        assert "no IMDSv2 token (HTTP 400)" in deviated.log  # every tokenless GET (401)
 
 
 def test_gcp_honours_block_project_ssh_keys(applets: Path, tmp_path: Path) -> None:
