@@ -8,6 +8,7 @@ after one short wait (the stall is measured on its console)."""
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,7 @@ class Booted:
     key: str
     outputs: dict[str, str]
     console: str
+    seconds: float  # `cairn run` started to root's first ssh login
 
 
 def build(example: str, fmt: str, work: Path, cache: Path) -> Path:
@@ -56,14 +58,18 @@ def booted(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     image = build(example, fmt, work, cache).with_name(example + suffix)
     key = machines.ssh_key(work / "home")
     options = ["--platform", platform, "--ssh-key", key.with_suffix(".pub")]
+    start = time.monotonic()
     with machines.detached(image, *options, key=key) as vm:
         vm.wait_ssh(timeout=600)
+        seconds = time.monotonic() - start
+        print(f"{platform}: boot to ssh {seconds:.1f} s")  # the figure docs/run.md gives
         outputs = {
             "keys": vm.ssh("cat /root/.ssh/authorized_keys"),
             "hostname": vm.ssh("hostname"),
             "log": vm.ssh("cat /var/log/onboot.*-metadata.log"),
         }
-        return Booted(platform, key.with_suffix(".pub").read_text(), outputs, vm.console)
+        public = key.with_suffix(".pub").read_text()
+        return Booted(platform, public, outputs, vm.console, seconds)
 
 
 def test_root_logs_in_with_the_key_the_platform_gave(booted: Booted) -> None:
@@ -116,6 +122,8 @@ def test_a_machine_without_a_metadata_service_is_up_after_one_short_wait(
         for line in events(without_service)
         if (m := re.match(r"onboot \d+-metadata ok \(([\d.]+)s\)", line))
     )
-    # one HTTP timeout (2 s) for the silent address, and the rest of the container's life
-    # under emulation; LinuxKit waits 2 s per provider and request
-    assert took < 15, without_service[-3000:]
+    print(f"no metadata service: the metadata container took {took:.1f} s")
+    # one HTTP timeout (2 s) for the silent address and the container's start (about 1 s:
+    # 2.9 s measured in all), with room for a loaded host; LinuxKit waits 2 s per provider
+    # and request
+    assert took < 8, without_service[-3000:]

@@ -272,7 +272,8 @@ def test_no_metadata_service_costs_one_timeout_not_one_per_provider(
     assert "no metadata and no user data found" in result.log
     assert result.files() == []
     # HTTP_TIMEOUT (2 s) once for the address, then every provider knows it is silent
-    assert result.seconds < 8, result.log
+    # (2.0 s measured); one timeout per provider would be 16 s
+    assert result.seconds < 5, result.log
 
 
 def test_a_refused_connection_is_no_stall_at_all(applets: Path, tmp_path: Path) -> None:
