@@ -1,9 +1,10 @@
 """The platform examples boot on their platform's virtual hardware (`cairn run
 --platform`) from the disk format that platform takes, and root logs in over ssh with
 the key the platform gave: AWS, GCP, Azure and OpenStack serve it from their emulated
-metadata service, VMware and VirtualBox from a metadata CD. One boot per platform; each
-test reads its part of that boot. A machine whose metadata service does not answer boots
-after one short wait (the stall is measured on its console)."""
+metadata service, VMware and VirtualBox from a metadata CD; the drivers of the platform's
+disk and NIC are loaded by their modalias, and no module nothing uses. One boot per
+platform; each test reads its part of that boot. A machine whose metadata service does
+not answer boots after one short wait (the stall is measured on its console)."""
 
 from __future__ import annotations
 
@@ -67,6 +68,7 @@ def booted(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
             "keys": vm.ssh("cat /root/.ssh/authorized_keys"),
             "hostname": vm.ssh("hostname"),
             "log": vm.ssh("cat /var/log/onboot.*-metadata.log"),
+            "modules": vm.ssh("cat /proc/modules"),
         }
         public = key.with_suffix(".pub").read_text()
         return Booted(platform, public, outputs, vm.console, seconds)
@@ -90,6 +92,29 @@ def test_the_host_name_is_the_platforms(booted: Booted) -> None:
         return  # the CD gives keys only: the host name stays LinuxKit's default
     example = PLATFORMS[booted.platform][0]
     assert booted.outputs["hostname"].strip().split(".")[0] == example
+
+
+# The drivers of each platform's disk and NIC, loaded by their modalias (NVMe is built in).
+DRIVERS = {
+    "aws": {"virtio_net"},
+    "gcp": {"virtio_scsi", "virtio_net"},
+    "azure": {"ata_piix", "e1000"},
+    "openstack": {"virtio_blk", "virtio_net"},
+    "vmware": {"vmw_pvscsi", "vmxnet3"},
+    "virtualbox": {"ahci", "e1000"},
+}
+# What nothing on these machines uses: the other platforms' devices and what a use loads.
+# (binfmt_misc is used: the init mounts its file system, as LinuxKit's does.)
+UNUSED = {
+    "ena", "gve", "hv_vmbus", "hv_netvsc", "hv_storvsc", "wireguard", "btrfs", "xfs",
+    "bridge", "nf_tables", "dm_crypt", "loop",
+}  # fmt: skip
+
+
+def test_the_platforms_drivers_load_with_their_hardware_and_nothing_else(booted: Booted) -> None:
+    loaded = {line.split()[0] for line in booted.outputs["modules"].splitlines()}
+    assert DRIVERS[booted.platform] <= loaded, loaded
+    assert not UNUSED & loaded, UNUSED & loaded
 
 
 def test_the_machine_boots_on_and_starts_sshd_after_the_metadata(booted: Booted) -> None:
