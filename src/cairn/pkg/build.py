@@ -180,7 +180,7 @@ class Builder:
             packages: list[debian.Package] = []
             unpacked: list[tuple[str, Iterable[Item]]] = []
             if spec.debian is not None:
-                packages = self._resolve(spec.debian, arch)
+                packages = self._resolve(spec.debian.for_arch(arch), arch)
                 debs = debian.fetch(packages, cache_dir=self.debian_cache)
                 unpacked = [
                     (f"{package} ({deb})", debian.data_entries(deb))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,9 @@ DEFAULT_ORG = "linuxkit"
 DEFAULT_TAG = "{{.Hash}}"
 DEFAULT_ARCHES = ("amd64", "arm64")
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
+# In ``debian.packages`` (and ``exclude``, ``prune``): the Debian architecture being built,
+# as a Dockerfile's $TARGETARCH (linux-image-cloud-{{.Arch}} is linux-image-cloud-arm64).
+ARCH_FIELD = "{{.Arch}}"
 
 # LinuxKit build.yml keys that describe a Docker build; Cairn has no Dockerfile.
 _DOCKER_ONLY = {
@@ -74,7 +77,9 @@ class PackageFile:
 
 @dataclass(frozen=True)
 class DebianSpec:
-    """Where the Debian packages come from and which ones (``name`` or ``name=version``)."""
+    """Where the Debian packages come from and which ones (``name`` or ``name=version``).
+
+    Names may hold ``{{.Arch}}``: :meth:`for_arch` fills it in."""
 
     suite: str
     packages: tuple[str, ...]
@@ -82,6 +87,16 @@ class DebianSpec:
     exclude: tuple[str, ...] = ()
     prune: tuple[str, ...] = ()
     mirror: str | None = None
+
+    def for_arch(self, arch: str) -> DebianSpec:
+        """The spec for the Debian architecture ``arch``: ``{{.Arch}}`` replaced by it."""
+
+        def fill(names: tuple[str, ...]) -> tuple[str, ...]:
+            return tuple(name.replace(ARCH_FIELD, arch) for name in names)
+
+        return replace(
+            self, packages=fill(self.packages), exclude=fill(self.exclude), prune=fill(self.prune)
+        )
 
 
 @dataclass(frozen=True)
@@ -419,6 +434,11 @@ def _debian(check: _Checker, value: Mapping[str, Any]) -> DebianSpec | None:
     components = tuple(section.get("components", ("main",)))
     if not components:
         check.add(("debian", "components"), "list at least one component")
+    for key in ("packages", "exclude", "prune"):
+        for i, name in enumerate(section.get(key, ())):
+            if "{{" in name.replace(ARCH_FIELD, ""):
+                check.add(("debian", key, i), f"{name!r}: the only template field here is "
+                          f"{ARCH_FIELD} (the Debian architecture)")  # fmt: skip
     mirror = section.get("mirror")
     if mirror is not None and not mirror.startswith(("http://", "https://")):
         check.add(("debian", "mirror"), f"{mirror!r} is not an http(s) URL")

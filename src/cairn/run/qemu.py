@@ -348,11 +348,12 @@ def _extra_disks(disks: tuple[DiskSpec, ...], state: StateDir) -> list[Drive]:
 def _firmware_files(
     spec: MachineSpec, target: BootTarget, arch: str, state: StateDir
 ) -> tuple[Path, Path | None] | None:
-    kernel_boot = target.kind.value.startswith("kernel+")
-    # On arm64 only a kernel can be started without firmware; there is no BIOS.
-    wanted = spec.uefi or spec.firmware is not None or target.needs_uefi
-    if not wanted and arch == "aarch64" and not kernel_boot:
-        wanted = True
+    # arm64 has no BIOS: every boot goes through UEFI firmware (AAVMF), a kernel too (the
+    # firmware loads -kernel/-initrd from qemu and starts the Image as an EFI application).
+    # Without firmware the kernel would describe the `virt` machine from its device tree,
+    # whose power button needs a GPIO keys driver Debian's arm64 kernel lacks: the ACPI
+    # tables the firmware hands over give the power button `cairn run stop` presses.
+    wanted = spec.uefi or spec.firmware is not None or target.needs_uefi or arch == "aarch64"
     if not wanted:
         return None
     if not spec.uefi and target.needs_uefi:
