@@ -94,9 +94,8 @@ class DebianSpec:
         def fill(names: tuple[str, ...]) -> tuple[str, ...]:
             return tuple(name.replace(ARCH_FIELD, arch) for name in names)
 
-        return replace(
-            self, packages=fill(self.packages), exclude=fill(self.exclude), prune=fill(self.prune)
-        )
+        return replace(self, packages=fill(self.packages), exclude=fill(self.exclude),
+                       prune=fill(self.prune))  # fmt: skip
 
 
 @dataclass(frozen=True)
