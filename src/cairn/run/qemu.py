@@ -27,7 +27,7 @@ from pathlib import Path
 
 from cairn import atomic, log, proc
 from cairn.arch import host_machine
-from cairn.errors import CairnError
+from cairn.errors import CairnError, UsageError
 from cairn.run import accel as accel_mod
 from cairn.run import firmware as firmware_mod
 from cairn.run import metadata
@@ -89,8 +89,10 @@ def command_line(plan: QemuPlan) -> list[str]:
     kvm = plan.accel.name == "kvm"
     argv = [plan.binary, "-nodefaults", "-no-user-config", "-name", _opt(plan.name)]
     if plan.arch == "aarch64":
+        # Under TCG a Cortex-A57 (as LinuxKit emulates): `max` adds pointer authentication,
+        # which is slow to emulate and doubles the time to a login.
         argv += ["-machine", "virt,gic-version=" + ("host" if kvm else "max")]
-        argv += ["-cpu", "host" if kvm else "max"]
+        argv += ["-cpu", "host" if kvm else "cortex-a57"]
     else:
         argv += ["-machine", "q35"] + (["-cpu", "host"] if kvm else [])
     argv += plan.accel.qemu_args()
@@ -222,6 +224,11 @@ def prepare(spec: MachineSpec) -> QemuPlan:
     if spec.boot_chart is not None:
         atomic.check_directory(spec.boot_chart.parent)  # fail now, not after the boot
     arch = normalise_arch(spec.arch) if spec.arch else host_machine()
+    if arch == "aarch64" and spec.disk_bus == "ide":
+        raise UsageError(
+            "--disk-bus ide: arm64's virt machine has no IDE controller",
+            hint="use --disk-bus scsi (the default) or virtio",
+        )
     binary = _qemu_binary(spec.qemu, arch)
     if spec.networking.mode == "user":
         check_ports(spec.publish)  # before the state directory: a refusal leaves nothing
