@@ -11,14 +11,15 @@ cairn.formats.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from cairn import log
+from cairn import atomic, log
 from cairn.assemble import plan as planning
 from cairn.assemble.encode import SegmentCache
 from cairn.assemble.products import BuildProducts
@@ -26,8 +27,8 @@ from cairn.assemble.sbom import image_record
 from cairn.cache import Cache
 from cairn.config.model import Config, ImageSpec
 from cairn.errors import CairnError
-from cairn.formats import table
-from cairn.formats.inputs import OutputOptions
+from cairn.formats import efi, table
+from cairn.formats.inputs import EfiBinaries, OutputOptions
 from cairn.oci.resolve import RegistryOptions
 from cairn.oci.store import Image, Store
 from cairn.reproducible import source_date_epoch
@@ -97,7 +98,8 @@ def build(options: BuildOptions) -> list[Path]:
     """Run a whole build; returns the paths written (none for stdout)."""
     formats = requested_formats(options)
     table.check_formats(formats, options.outputs.output)
-    table.check_tools(formats, signing=options.outputs.signing is not None)
+    table.check_arch(formats, options.arch)
+    table.check_tools(formats, signing=options.outputs.signing is not None, arch=options.arch)
     ignoring = table.ignoring_size(formats) if options.outputs.size is not None else []
     if ignoring:
         log.warn("--size applies to disk formats only; ignored for %s", ", ".join(ignoring))
@@ -126,9 +128,31 @@ def build(options: BuildOptions) -> list[Path]:
         if options.sbom
         else None,
     )
-    written = table.write_formats(formats, products, options.outputs)
+    with _outputs(formats, options, cache) as outputs:
+        written = table.write_formats(formats, products, outputs)
     cache.prune_segments(SEGMENT_CACHE_BYTES)
     return written
+
+
+@contextlib.contextmanager
+def _outputs(
+    formats: Sequence[str], options: BuildOptions, cache: Cache
+) -> Iterator[OutputOptions]:
+    """The output options for the machine's architecture: with EFI binaries of that
+    architecture from Debian (cairn.pkg.debfiles) when the formats need them and the host's
+    are not the ones (formats/efi.py); they live in a scratch directory until written."""
+    outputs = replace(options.outputs, arch=options.arch)
+    if options.arch == efi.HOST_ARCH or not table.needs_efi(formats):
+        yield outputs
+        return
+    from cairn.pkg.debfiles import extract
+
+    with atomic.temporary_directory(outputs.directory, "efi") as scratch:
+        paths = efi.debian_paths(options.arch)
+        stub, loader = extract(
+            efi.DEBIAN_PACKAGE, options.arch, paths, scratch, debian_cache=cache.debian
+        )
+        yield replace(outputs, efi=EfiBinaries(options.arch, stub, loader))
 
 
 def resolve_images(names: Sequence[str], store: Store, options: BuildOptions) -> dict[str, Image]:

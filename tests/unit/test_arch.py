@@ -38,3 +38,8 @@ def test_cairn_build_arch_takes_either_name() -> None:
 
     args = parser().parse_args(["build", "--arch", "aarch64", "x.yml"])
     assert args.arch == "arm64"
+
+
+@pytest.mark.parametrize(("name", "efi"), [("amd64", "x64"), ("aarch64", "aa64"), ("s390x", None)])
+def test_uefi_names_the_architectures_it_boots(name: str, efi: str | None) -> None:
+    assert arch.efi_name(name) == efi

@@ -55,6 +55,36 @@ def test_a_debian_section_lists_suite_components_packages_and_prunes(tmp_path: P
     assert (debian.exclude, debian.prune) == (("xauth",), ("debconf",))
 
 
+def test_debian_names_take_the_architecture_being_built_from_arch_field(tmp_path: Path) -> None:
+    text = (
+        "image: x\ndebian:\n  suite: bookworm\n"
+        '  packages: ["linux-image-cloud-{{.Arch}}", busybox]\n'
+        '  exclude: ["libfoo-{{.Arch}}"]\n  prune: ["initramfs-{{.Arch}}"]\n'
+    )
+    debian = load(package(tmp_path, text)).debian
+    assert debian is not None
+    assert debian.packages == ("linux-image-cloud-{{.Arch}}", "busybox")
+    arm64 = debian.for_arch("arm64")
+    assert arm64.packages == ("linux-image-cloud-arm64", "busybox")
+    assert (arm64.exclude, arm64.prune) == (("libfoo-arm64",), ("initramfs-arm64",))
+    assert debian.for_arch("amd64").packages[0] == "linux-image-cloud-amd64"
+
+
+def test_a_template_field_other_than_arch_in_a_debian_name_is_an_error(tmp_path: Path) -> None:
+    text = 'image: x\ndebian:\n  suite: bookworm\n  packages: ["linux-{{.Hash}}"]\n'
+    exc = error(package(tmp_path, text))
+    assert exc.position is not None and exc.position.line == 4
+    assert "the only template field here is {{.Arch}}" in exc.message
+
+
+def test_every_default_package_is_built_for_amd64_and_arm64() -> None:
+    packages = Path(specmod.__file__).resolve().parents[1] / "packages"
+    directories = sorted(p.parent for p in packages.glob("*/build.yml"))
+    assert directories
+    for directory in directories:
+        assert load(directory).arches == ("amd64", "arm64"), directory.name
+
+
 def test_an_unknown_key_is_an_error_at_its_line(tmp_path: Path) -> None:
     exc = error(package(tmp_path, MINIMAL + "arches: [amd64]\nextra_sources: []\n"))
     assert exc.position is not None and exc.position.line == 5
@@ -219,6 +249,29 @@ def test_kernel_module_patterns_keep_their_positions(tmp_path: Path) -> None:
     assert kernel is not None
     assert kernel.modules == ("virtio_net", "overlay")
     assert [kernel.where(i).line for i in range(2)] == [7, 8]
+
+
+def test_arch_modules_are_kept_for_their_architecture_only(tmp_path: Path) -> None:
+    text = (
+        "image: k\narches: [amd64, arm64]\ndebian:\n  suite: bookworm\n"
+        '  packages: ["linux-image-cloud-{{.Arch}}"]\n'
+        "kernel:\n  modules: [virtio_net]\n  arch-modules:\n    amd64: [vmw_pvscsi]\n"
+    )
+    kernel = load(package(tmp_path, text)).kernel
+    assert kernel is not None
+    amd64, arm64 = kernel.for_arch("amd64"), kernel.for_arch("arm64")
+    assert amd64.modules == ("virtio_net", "vmw_pvscsi")
+    assert amd64.where(1).line == 9  # an error about it names its own line
+    assert arm64.modules == ("virtio_net",)
+
+
+def test_arch_modules_must_map_architectures_to_lists(tmp_path: Path) -> None:
+    text = (
+        "image: k\ndebian:\n  suite: bookworm\n  packages: [linux-image-cloud-amd64]\n"
+        "kernel:\n  arch-modules: {amd64: vmw_pvscsi}\n"
+    )
+    exc = error(package(tmp_path, text))
+    assert "expected a mapping of architectures to lists of strings" in exc.message
 
 
 def test_a_kernel_section_needs_debian_packages(tmp_path: Path) -> None:

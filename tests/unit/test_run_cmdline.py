@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cairn.errors import CairnError
+from cairn.errors import CairnError, UsageError
 from cairn.run.accel import Accel
 from cairn.run.qemu import Drive, QemuPlan, command_line, prepare
 from cairn.run.spec import DiskSpec, MachineSpec, Networking, PortForward
@@ -195,7 +195,7 @@ def test_commas_in_paths_are_doubled() -> None:
 def test_aarch64_machine() -> None:
     argv = command_line(plan(arch="aarch64", binary="qemu-system-aarch64"))
     assert option(argv, "-machine") == ["virt,gic-version=max"]
-    assert option(argv, "-cpu") == ["max"]
+    assert option(argv, "-cpu") == ["cortex-a57"]
 
 
 # --- prepare: the plan resolved from files on disk ----------------------------------------
@@ -353,3 +353,41 @@ def test_prepare_missing_qemu_binary(tmp_path: Path) -> None:
     prefix = build_outputs(tmp_path, "-kernel", "-initrd.img")
     with pytest.raises(CairnError, match="no such file"):
         prepare(spec(prefix, str(tmp_path / "no-such-qemu")))
+
+
+# --- aarch64: the virt machine ----------------------------------------------------------
+
+
+def test_aarch64_kernel_boots_through_uefi_firmware(tmp_path: Path, fake_qemu: str) -> None:
+    """No firmware would leave the kernel the device tree, whose power button needs a
+    driver Debian's arm64 kernel lacks: AAVMF hands over ACPI tables with one."""
+    prefix = build_outputs(tmp_path, "-kernel", "-initrd.img")
+    code, variables = tmp_path / "AAVMF_CODE.fd", tmp_path / "AAVMF_VARS.fd"
+    code.write_bytes(b"C" * 4096)
+    variables.write_bytes(b"V" * 4096)
+    resolved = prepare(spec(prefix, fake_qemu, arch="arm64", firmware=code))
+    assert resolved.arch == "aarch64"
+    assert resolved.firmware == (code, tmp_path / "img-state" / "efivars.fd")
+    argv = command_line(resolved)
+    assert option(argv, "-kernel") == [str(tmp_path / "img-kernel")]
+    assert option(argv, "-initrd") == [str(tmp_path / "img-initrd.img")]
+    assert option(argv, "-machine") == ["virt,gic-version=max"]
+    assert f"if=pflash,format=raw,unit=0,readonly=on,file={code}" in option(argv, "-drive")
+
+
+def test_aarch64_metadata_cd_hangs_off_virtio_scsi(tmp_path: Path, fake_qemu: str) -> None:
+    prefix = build_outputs(tmp_path, "-kernel", "-initrd.img")
+    firmware = tmp_path / "combined.fd"
+    firmware.write_bytes(b"F" * 4096)
+    resolved = prepare(spec(prefix, fake_qemu, arch="aarch64", firmware=firmware, data=b"{}"))
+    argv = command_line(resolved)
+    assert "virtio-scsi-pci,id=scsi0" in option(argv, "-device")
+    assert any(d.startswith("scsi-cd,") for d in option(argv, "-device"))
+    assert not any("if=ide" in d or "index=" in d for d in option(argv, "-drive"))
+
+
+def test_aarch64_refuses_ide_which_virt_lacks(tmp_path: Path, fake_qemu: str) -> None:
+    prefix = build_outputs(tmp_path, "-kernel", "-initrd.img")
+    with pytest.raises(UsageError, match="virt machine has no IDE controller"):
+        prepare(spec(prefix, fake_qemu, arch="aarch64", disk_bus="ide"))
+    assert not (tmp_path / "img-state").exists()  # refused before anything was made

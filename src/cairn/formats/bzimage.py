@@ -1,11 +1,14 @@
 """Probing the kernel: is it an x86 bzImage, and which version does it say it is.
 
 BIOS and EFI loaders boot a bzImage; its setup header (``HdrS`` at 0x202) also points at
-the version string that the UKI's ``.uname`` and the stage-1 module search use.
+the version string that the UKI's ``.uname`` and the stage-1 module search use. An arm64
+kernel is the uncompressed Image (``ARM\x64`` at 0x38), which has no such header: its
+version is the one of the banner it prints at boot (``Linux version V ...``).
 """
 
 from __future__ import annotations
 
+import mmap
 import struct
 from pathlib import Path
 
@@ -19,10 +22,24 @@ def _is_bzimage(head: bytes) -> bool:
 HEAD = 0x10000  # the bytes of a kernel that :func:`header_version` needs
 
 
+_ARM64_MAGIC = b"ARM\x64"  # at 0x38 of an arm64 Image
+_BANNER = b"Linux version "
+
+
 def kernel_version(kernel: Path) -> str | None:
-    """The version string an x86 bzImage carries in its setup header, if any."""
+    """The version string an x86 bzImage carries in its setup header, or the version in
+    an arm64 Image's banner, if any."""
     with kernel.open("rb") as f:
-        return header_version(f.read(HEAD))
+        head = f.read(HEAD)
+        if head[0x38:0x3C] != _ARM64_MAGIC:
+            return header_version(head)
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            start = data.find(_BANNER)
+            if start < 0:
+                return None
+            start += len(_BANNER)
+            text = data[start : start + 256].split(b" ", 1)[0]
+    return text.decode(errors="replace") or None
 
 
 def header_version(head: bytes) -> str | None:

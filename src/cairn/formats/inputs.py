@@ -72,6 +72,17 @@ class Signing:
 
 
 @dataclass(frozen=True)
+class EfiBinaries:
+    """One architecture's systemd EFI stub (for UKIs) and boot loader (for ESPs): what the
+    build fetched from Debian for an architecture that is not the host's
+    (cairn.formats.efi)."""
+
+    arch: str  # OCI name: arm64
+    stub: Path
+    loader: Path
+
+
+@dataclass(frozen=True)
 class OutputOptions:
     """What the user asked of the outputs (``cairn build`` flags)."""
 
@@ -80,6 +91,8 @@ class OutputOptions:
     size: int | None = None  # disk size in bytes, for the sized formats
     compression: str = "gzip"  # of the initrd: gzip, zstd or none
     signing: Signing | None = None  # Secure Boot, for the EFI formats
+    arch: str = "amd64"  # of the machine the outputs boot (OCI name)
+    efi: EfiBinaries | None = None  # None: the host's (amd64 only)
 
 
 @dataclass(frozen=True)

@@ -19,12 +19,12 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from cairn import log
-from cairn.formats import convert, disk, fat, fsimage, gcetar, iso, stage1, uki
+from cairn.formats import convert, disk, efi, fat, fsimage, gcetar, iso, stage1, uki
 from cairn.formats.blocks import GIB, MIB, align_up, concatenate
 from cairn.formats.bzimage import kernel_version, require_bzimage
 from cairn.formats.ids import BackgroundDigest, derive_u32, derive_uuid
 from cairn.formats.initrd import write_cmdline
-from cairn.formats.inputs import BootFiles, Signing
+from cairn.formats.inputs import BootFiles, EfiBinaries, OutputOptions, Signing
 from cairn.formats.stage import StagedTree, stage
 from cairn.formats.writer import Format, Workspace
 from cairn.fs import Item
@@ -37,11 +37,20 @@ class Media:
     """The shared, memoised intermediates of one build's boot media."""
 
     def __init__(
-        self, boot: BootFiles, scratch: Path, *, signing: Signing | None, root: RootSource
+        self,
+        boot: BootFiles,
+        scratch: Path,
+        *,
+        signing: Signing | None,
+        root: RootSource,
+        arch: str = efi.HOST_ARCH,
+        efi_binaries: EfiBinaries | None = None,
     ) -> None:
         self.boot = boot
         self.scratch = scratch
         self.signing = signing
+        self.arch = arch
+        self._efi_given = efi_binaries
         self._root = root
         self._memo: dict[object, Path] = {}
         self._digest: BackgroundDigest | None = None
@@ -92,6 +101,12 @@ class Media:
 
     # EFI -------------------------------------------------------------------------------
 
+    @property
+    def efi(self) -> EfiBinaries:
+        """The stub and boot loader of the machine's architecture (asked for only by the
+        EFI formats: the others need neither)."""
+        return efi.binaries(self.arch, self._efi_given)
+
     def _signed(self, path: Path, name: str) -> Path:
         if self.signing is None:
             return path
@@ -105,11 +120,17 @@ class Media:
     def uki_image(self) -> uki.UkiImage:
         """The unified kernel image, laid out and checksummed once; writing it is a copy."""
         if self._uki_image is None:
-            require_bzimage(self.boot.kernel, "a unified kernel image")
+            binaries = self.efi
+            if self.arch == efi.HOST_ARCH:
+                require_bzimage(self.boot.kernel, "a unified kernel image")
+            else:
+                machine = efi.pe_machine(self.arch)
+                uki.require_efi_kernel(self.boot.kernel, machine, "a unified kernel image")
             self._uki_image = uki.plan_uki(
                 kernel=self.boot.kernel, initrd=self.initrd(), cmdline=self.boot.cmdline,
                 os_release_text=uki.os_release(self.boot.name),
                 uname=kernel_version(self.boot.kernel), epoch=self.boot.epoch,
+                stub=binaries.stub,
             )  # fmt: skip
         return self._uki_image
 
@@ -123,11 +144,11 @@ class Media:
 
     def esp_files(self) -> list[fat.FatFile]:
         """systemd-boot as the removable-media loader, the UKI, and a zero timeout."""
-        boot = self._signed(uki.require_stub(uki.SYSTEMD_BOOT), "systemd-boot.efi")
+        boot = self._signed(uki.require_stub(self.efi.loader), "systemd-boot.efi")
         # Unsigned, the UKI is assembled straight into the ESP: no file to copy it from.
         image: fat.Source = self.uki() if self.signing else self.uki_image()
         return [
-            ("EFI/BOOT/BOOTX64.EFI", boot),
+            (efi.removable_path(self.arch), boot),
             (f"EFI/Linux/{_fat_name(self.boot.name)}.efi", image),
             ("loader/loader.conf", b"timeout 0\n"),
         ]
@@ -240,7 +261,11 @@ def intermediates(ws: Workspace) -> Media:
 
     def make() -> Media:
         scratch = ws.scratch("media")
-        return Media(ws.boot(), scratch, signing=ws.options.signing, root=ws.products.root)
+        options: OutputOptions = ws.options
+        return Media(
+            ws.boot(), scratch, signing=options.signing, root=ws.products.root,
+            arch=options.arch, efi_binaries=options.efi,
+        )  # fmt: skip
 
     return ws.once("media", make)
 

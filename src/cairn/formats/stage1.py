@@ -34,7 +34,8 @@ MODULES = (
 )  # fmt: skip
 _BUSYBOX = ("bin/busybox", "usr/bin/busybox", "sbin/busybox", "usr/sbin/busybox")
 _LIBRARY_DIRS = (
-    "lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu", "lib64", "usr/lib64", "lib", "usr/lib",
+    "lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu", "lib/aarch64-linux-gnu",
+    "usr/lib/aarch64-linux-gnu", "lib64", "usr/lib64", "lib", "usr/lib",
 )  # fmt: skip
 _MODULE_SUFFIXES = (".ko", ".ko.xz", ".ko.zst", ".ko.gz")
 

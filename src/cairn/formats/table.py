@@ -3,7 +3,8 @@
 A row names the format, its files, whether it needs a kernel, whether it can be written
 to ``-o`` (streamable), whether ``--size`` applies and its default, a one-line summary
 (``cairn build --help`` lists it), the host tools and files its writer needs (checked
-before any work: :func:`check_tools`) and the writer that makes it. docs/build.md and
+before any work: :func:`check_tools`), the architectures whose machines it boots
+(:func:`check_arch`) and the writer that makes it. docs/build.md and
 docs/formats.md explain every row. :func:`write_formats` writes the requested formats
 all or nothing.
 """
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from cairn import atomic, log, proc
 from cairn.errors import CairnError, UsageError
-from cairn.formats import disk, initrd, iso, media, tarball, uki
+from cairn.formats import disk, efi, initrd, iso, media, tarball, uki
 from cairn.formats.blocks import GIB
 from cairn.formats.inputs import OutputOptions, Products
 from cairn.formats.writer import Format, Workspace
@@ -30,6 +31,10 @@ _BIOS_DISK = ("syslinux", "mcopy", str(disk.SYSLINUX_MBR))
 _UKI = (str(uki.STUB),)
 _ESP = (*_UKI, str(uki.SYSTEMD_BOOT))  # systemd-boot and the UKI, on an EFI system partition
 _CONVERT = ("qemu-img",)
+# A PC's BIOS boots these; arm64 machines have none (their firmware is UEFI).
+_BIOS = ("amd64",)
+# Architectures whose EFI binaries Cairn has (formats/efi.py).
+_EFI = ("amd64", "arm64")
 _SIGNING = ("sbsign",)  # with --sign-key, for every format that writes EFI executables
 
 # Made from the encoded segments (formats/initrd.py, formats/tarball.py).
@@ -49,35 +54,35 @@ _FROM_SEGMENTS = (
 # Boot media (formats/media.py): made from the kernel, the initrd and the root tree.
 _BOOT_MEDIA = (
     Format("iso-bios", ("{name}.iso",), media.write_iso_bios,
-           "isolinux CD/USB image (El Torito + isohybrid MBR)", tools=_ISOLINUX),
+           "isolinux CD/USB image (El Torito + isohybrid MBR)", tools=_ISOLINUX, arches=_BIOS),
     Format("iso-efi", ("{name}-efi.iso",), media.write_iso_efi,
            "EFI CD/USB image: systemd-boot + UKI on an El Torito ESP",
-           tools=("xorriso", *_ESP)),
+           tools=("xorriso", *_ESP), arches=_EFI),
     Format("iso-efi-initrd", ("{name}-efi-initrd.iso",), media.write_iso_efi,
            "the same EFI ISO (Cairn's ISOs always boot kernel + initrd)",
-           tools=("xorriso", *_ESP)),
+           tools=("xorriso", *_ESP), arches=_EFI),
     Format("raw-bios", ("{name}-bios.img",), media.write_raw_bios,
-           "MBR disk, FAT partition, syslinux", sized=True, tools=_BIOS_DISK),
+           "MBR disk, FAT partition, syslinux", sized=True, tools=_BIOS_DISK, arches=_BIOS),
     Format("raw-efi", ("{name}-efi.img",), media.write_raw_efi,
            "GPT disk, EFI system partition, systemd-boot + UKI", sized=True,
-           tools=_ESP),
+           tools=_ESP, arches=_EFI),
     Format("qcow2-bios", ("{name}.qcow2",), media.write_qcow2_bios, "raw-bios as qcow2",
-           sized=True, default_size=GIB, tools=(*_BIOS_DISK, *_CONVERT)),
+           sized=True, default_size=GIB, tools=(*_BIOS_DISK, *_CONVERT), arches=_BIOS),
     Format("qcow2-efi", ("{name}-efi.qcow2",), media.write_qcow2_efi, "raw-efi as qcow2",
-           sized=True, tools=(*_ESP, *_CONVERT)),
+           sized=True, tools=(*_ESP, *_CONVERT), arches=_EFI),
     Format("vhd", ("{name}.vhd",), media.write_fixed_vhd, "fixed VHD of raw-bios (Azure)",
-           sized=True, default_size=GIB, tools=(*_BIOS_DISK, *_CONVERT)),
+           sized=True, default_size=GIB, tools=(*_BIOS_DISK, *_CONVERT), arches=_BIOS),
     Format("dynamic-vhd", ("{name}-dynamic.vhd",), media.write_dynamic_vhd,
            "dynamic VHD of raw-bios", sized=True, default_size=25 * GIB,
-           tools=(*_BIOS_DISK, *_CONVERT)),
+           tools=(*_BIOS_DISK, *_CONVERT), arches=_BIOS),
     Format("vmdk", ("{name}.vmdk",), media.write_vmdk, "streamOptimized VMDK of raw-bios",
-           sized=True, default_size=GIB, tools=(*_BIOS_DISK, *_CONVERT)),
+           sized=True, default_size=GIB, tools=(*_BIOS_DISK, *_CONVERT), arches=_BIOS),
     Format("gcp", ("{name}.img.tar.gz",), media.write_gcp,
            "GCE image: raw-bios as disk.raw in a sparse .tar.gz", sized=True,
-           default_size=GIB, tools=_BIOS_DISK),
+           default_size=GIB, tools=_BIOS_DISK, arches=_BIOS),
     Format("aws", ("{name}.raw",), media.write_raw_bios,
            "raw-bios at a fixed size (AWS import)", sized=True, default_size=GIB,
-           tools=_BIOS_DISK),
+           tools=_BIOS_DISK, arches=_BIOS),
     Format("kernel+squashfs", (*_KERNEL_FILES, "{name}-squashfs.img", _STAGE1),
            media.write_kernel_squashfs, "kernel, cmdline, squashfs root, stage-1 initrd",
            optional=_ROOT_OPTIONAL, tools=("mksquashfs",)),
@@ -88,7 +93,7 @@ _BOOT_MEDIA = (
            media.write_kernel_iso, "kernel, cmdline, ISO 9660 root, stage-1 initrd",
            optional=_ROOT_OPTIONAL, tools=("xorriso",)),
     Format("uki", ("{name}.efi",), media.write_uki,
-           "unified kernel image: one EFI executable, signable", tools=_UKI),
+           "unified kernel image: one EFI executable, signable", tools=_UKI, arches=_EFI),
 )  # fmt: skip
 
 FORMATS: dict[str, Format] = {f.name: f for f in (*_FROM_SEGMENTS, *_BOOT_MEDIA)}
@@ -120,14 +125,30 @@ def check_formats(formats: Sequence[str], output: str | None) -> None:
         raise UsageError(f"-o/--output needs exactly one streamable format ({streamable})")
 
 
-def check_tools(formats: Sequence[str], *, signing: bool = False) -> None:
+def check_arch(formats: Sequence[str], arch: str) -> None:
+    """Refuse, before any work, the formats that cannot boot a machine of ``arch``."""
+    for name in formats:
+        arches = FORMATS[name].arches
+        if arches is not None and arch not in arches:
+            usable = [f.name for f in FORMATS.values() if f.arches is None or arch in f.arches]
+            why = "it boots with a PC BIOS" if arches == _BIOS else "it is made for"
+            raise UsageError(
+                f"format {name} cannot boot an {arch} machine: {why} ({', '.join(arches)} only)",
+                hint=f"the formats for {arch}: {', '.join(usable)}",
+            )
+
+
+def check_tools(formats: Sequence[str], *, signing: bool = False, arch: str = "amd64") -> None:
     """Fail before any work, naming every host tool and file the formats need and the host
-    lacks (with ``signing``, sbsign too for the formats that write EFI executables)."""
+    lacks (with ``signing``, sbsign too for the formats that write EFI executables). The
+    host's EFI binaries are needed for amd64 only: another architecture's come from Debian
+    (formats/efi.py)."""
     needs: dict[str, list[str]] = {}
     for name in formats:
         row = FORMATS[name]
         signed = signing and any(tool in row.tools for tool in _UKI)
-        for tool in (*row.tools, *(_SIGNING if signed else ())):
+        tools = row.tools if arch == efi.HOST_ARCH else [t for t in row.tools if t not in _ESP]
+        for tool in (*tools, *(_SIGNING if signed else ())):
             needs.setdefault(tool, []).append(name)
     proc.check_host({tool: ", ".join(names) for tool, names in needs.items()})
 
@@ -135,6 +156,11 @@ def check_tools(formats: Sequence[str], *, signing: bool = False) -> None:
 def ignoring_size(formats: Sequence[str]) -> list[str]:
     """The formats among ``formats`` that --size does not apply to."""
     return [name for name in formats if not FORMATS[name].sized]
+
+
+def needs_efi(formats: Sequence[str]) -> bool:
+    """Whether any of ``formats`` writes EFI executables (a UKI, systemd-boot)."""
+    return any(tool in FORMATS[name].tools for name in formats for tool in _UKI)
 
 
 def check_kernel(formats: Sequence[str], has_kernel: bool) -> None:

@@ -57,6 +57,7 @@ class PeSection:
 class PeHeaders:
     """The PE/COFF header fields Cairn reads and rewrites (offsets into the file)."""
 
+    machine: int  # the COFF header's machine type: 0x8664 (x86-64), 0xAA64 (AArch64)
     coff_offset: int  # the COFF file header, after the "PE\0\0" signature
     optional_offset: int
     table_offset: int  # the section table
@@ -83,6 +84,7 @@ def read_pe(data: bytes) -> PeHeaders:
     if data[pe : pe + 4] != b"PE\0\0":
         raise CairnError("not a PE image (no PE signature)")
     coff = pe + 4
+    (machine,) = struct.unpack_from("<H", data, coff)
     count, optional_size = struct.unpack_from("<H12xH", data, coff + 2)
     optional = coff + 20
     (magic,) = struct.unpack_from("<H", data, optional)
@@ -104,7 +106,7 @@ def read_pe(data: bytes) -> PeHeaders:
         name = raw_name.rstrip(b"\0").decode(errors="replace")
         sections.append(PeSection(name, vma, vsize, raw_offset, raw_size))
     return PeHeaders(
-        coff, optional, table, section_alignment, file_alignment, size_of_headers,
+        machine, coff, optional, table, section_alignment, file_alignment, size_of_headers,
         directories, tuple(sections),
     )  # fmt: skip
 
@@ -213,6 +215,30 @@ def require_stub(path: Path = STUB) -> Path:
     return path
 
 
+def pe_machine(path: Path) -> int | None:
+    """The machine type of the PE image ``path``, or None when it is not a PE image."""
+    with path.open("rb") as f:
+        head = f.read(0x1000)
+    try:
+        return read_pe(head).machine
+    except (CairnError, struct.error):
+        return None
+
+
+def require_efi_kernel(kernel: Path, machine: int, purpose: str) -> None:
+    """Fail clearly unless ``kernel`` is an EFI application for ``machine`` (an arm64
+    Image is one; systemd's stub starts the kernel of a UKI as such)."""
+    found = pe_machine(kernel)
+    if found != machine:
+        what = "is not one" if found is None else f"is one for machine 0x{found:04X}"
+        raise CairnError(
+            f"{purpose} needs a kernel that is an EFI application for machine "
+            f"0x{machine:04X}, and {kernel.name} {what}",
+            hint="build with the --arch of the kernel image (an arm64 kernel is the "
+            "uncompressed Image, as LinuxKit's and Debian's are)",
+        )
+
+
 def plan_uki(
     *,
     kernel: Path,
@@ -235,7 +261,14 @@ def plan_uki(
     # Like objcopy, add no section for empty content: without a .cmdline section the stub
     # takes the command line the boot loader passes.
     sized = [(name, src, _size(src)) for name, src in sources]
-    return _assemble(require_stub(stub).read_bytes(), [p for p in sized if p[2]], epoch)
+    data = require_stub(stub).read_bytes()
+    machine = pe_machine(kernel)
+    if machine is not None and machine != read_pe(data).machine:
+        raise CairnError(
+            f"the kernel {kernel.name} is for PE machine 0x{machine:04X} and the EFI stub "
+            f"{stub.name} for 0x{read_pe(data).machine:04X}: a UKI needs both for one"
+        )
+    return _assemble(data, [p for p in sized if p[2]], epoch)
 
 
 def _size(source: bytes | Path) -> int:

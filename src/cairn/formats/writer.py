@@ -39,6 +39,7 @@ class Format:
     default_size: int | None = None  # None: as small as the files allow
     optional: tuple[str, ...] = ()  # templates of files that may be absent
     tools: tuple[str, ...] = ()  # host tools and files it needs (cairn.proc.check_host)
+    arches: tuple[str, ...] | None = None  # the machines it boots (OCI names); None: any
 
     def file_names(self, name: str) -> list[str]:
         """The row's files for the output name ``name``."""

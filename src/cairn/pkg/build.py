@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from cairn import log
@@ -180,13 +180,14 @@ class Builder:
             packages: list[debian.Package] = []
             unpacked: list[tuple[str, Iterable[Item]]] = []
             if spec.debian is not None:
-                packages = self._resolve(spec.debian, arch)
+                packages = self._resolve(spec.debian.for_arch(arch), arch)
                 debs = debian.fetch(packages, cache_dir=self.debian_cache)
                 unpacked = [
                     (f"{package} ({deb})", debian.data_entries(deb))
                     for package, deb in zip(packages, debs, strict=True)
                 ]
-            laid_out = lay_out(spec, spool, unpacked, epoch=self.epoch)
+            kernel = spec.kernel.for_arch(arch) if spec.kernel else None
+            laid_out = lay_out(replace(spec, kernel=kernel), spool, unpacked, epoch=self.epoch)
             layer = write_layer(laid_out.tree, self.store, epoch=self.epoch)
         log.info(
             "%s: %d files, %.1f MB (%.1f MB pruned), layer %.1f MB",

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,9 @@ DEFAULT_ORG = "linuxkit"
 DEFAULT_TAG = "{{.Hash}}"
 DEFAULT_ARCHES = ("amd64", "arm64")
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
+# In ``debian.packages`` (and ``exclude``, ``prune``): the Debian architecture being built,
+# as a Dockerfile's $TARGETARCH (linux-image-cloud-{{.Arch}} is linux-image-cloud-arm64).
+ARCH_FIELD = "{{.Arch}}"
 
 # LinuxKit build.yml keys that describe a Docker build; Cairn has no Dockerfile.
 _DOCKER_ONLY = {
@@ -74,7 +77,9 @@ class PackageFile:
 
 @dataclass(frozen=True)
 class DebianSpec:
-    """Where the Debian packages come from and which ones (``name`` or ``name=version``)."""
+    """Where the Debian packages come from and which ones (``name`` or ``name=version``).
+
+    Names may hold ``{{.Arch}}``: :meth:`for_arch` fills it in."""
 
     suite: str
     packages: tuple[str, ...]
@@ -82,6 +87,15 @@ class DebianSpec:
     exclude: tuple[str, ...] = ()
     prune: tuple[str, ...] = ()
     mirror: str | None = None
+
+    def for_arch(self, arch: str) -> DebianSpec:
+        """The spec for the Debian architecture ``arch``: ``{{.Arch}}`` replaced by it."""
+
+        def fill(names: tuple[str, ...]) -> tuple[str, ...]:
+            return tuple(name.replace(ARCH_FIELD, arch) for name in names)
+
+        return replace(self, packages=fill(self.packages), exclude=fill(self.exclude),
+                       prune=fill(self.prune))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -95,9 +109,20 @@ class KernelSpec:
     position: Position
     modules: tuple[str, ...] | None = None
     positions: tuple[Position, ...] = ()  # of each entry of ``modules``
+    # ``arch-modules``: (architecture, its modules, their positions), kept only there
+    arch_modules: tuple[tuple[str, tuple[str, ...], tuple[Position, ...]], ...] = ()
 
     def where(self, index: int) -> Position:
         return self.positions[index] if index < len(self.positions) else self.position
+
+    def for_arch(self, arch: str) -> KernelSpec:
+        """The spec for the Debian architecture ``arch``: ``modules`` and that
+        architecture's ``arch-modules`` (a module some architectures' kernels lack)."""
+        modules, positions = self.modules, self.positions
+        for name, more, where in self.arch_modules:
+            if name == arch and modules is not None:
+                modules, positions = (*modules, *more), (*positions, *where)
+        return replace(self, modules=modules, positions=positions, arch_modules=())
 
 
 @dataclass(frozen=True)
@@ -183,6 +208,16 @@ def _is_string_map(value: Any) -> str | None:
     return None
 
 
+def _is_string_lists(value: Any) -> str | None:
+    if (
+        not isinstance(value, dict)
+        or _is_strings(list(value))
+        or any(_is_strings(v) for v in value.values())
+    ):
+        return "expected a mapping of architectures to lists of strings"
+    return None
+
+
 def _is_mapping(value: Any) -> str | None:
     return None if isinstance(value, dict) else "expected a mapping"
 
@@ -227,7 +262,7 @@ FILE_KEYS: dict[str, Check] = {
     "uid": _is_int,
     "gid": _is_int,
 }
-KERNEL_KEYS: dict[str, Check] = {"modules": _is_strings}
+KERNEL_KEYS: dict[str, Check] = {"modules": _is_strings, "arch-modules": _is_string_lists}
 # What names a package (its tag), as opposed to what goes into its image.
 IDENTITY_KEYS = ("image", "org", "tag", "arches", "extra-sources")
 IMAGE_CONFIG_KEYS: dict[str, Check] = {
@@ -380,10 +415,19 @@ def _kernel(check: _Checker, value: Mapping[str, Any]) -> KernelSpec:
     section = check.section(value, KERNEL_KEYS, ("kernel",))
     modules = section.get("modules")
     where = check.parsed.position
+    per_arch = tuple(
+        (
+            arch,
+            tuple(names),
+            tuple(where(("kernel", "arch-modules", arch, i)) for i in range(len(names))),
+        )
+        for arch, names in (section.get("arch-modules") or {}).items()
+    )
     return KernelSpec(
         where(("kernel",)),
         tuple(modules) if modules else None,
         tuple(where(("kernel", "modules", i)) for i in range(len(modules or ()))),
+        per_arch,
     )
 
 
@@ -419,6 +463,11 @@ def _debian(check: _Checker, value: Mapping[str, Any]) -> DebianSpec | None:
     components = tuple(section.get("components", ("main",)))
     if not components:
         check.add(("debian", "components"), "list at least one component")
+    for key in ("packages", "exclude", "prune"):
+        for i, name in enumerate(section.get(key, ())):
+            if "{{" in name.replace(ARCH_FIELD, ""):
+                check.add(("debian", key, i), f"{name!r}: the only template field here is "
+                          f"{ARCH_FIELD} (the Debian architecture)")  # fmt: skip
     mirror = section.get("mirror")
     if mirror is not None and not mirror.startswith(("http://", "https://")):
         check.add(("debian", "mirror"), f"{mirror!r} is not an http(s) URL")

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from cairn import atomic, log, proc
 from cairn.arch import host_machine
-from cairn.errors import CairnError
+from cairn.errors import CairnError, UsageError
 from cairn.run import accel as accel_mod
 from cairn.run import firmware as firmware_mod
 from cairn.run import gceimage, metadata
@@ -98,8 +98,10 @@ def command_line(plan: QemuPlan) -> list[str]:
     kvm = plan.accel.name == "kvm"
     argv = [plan.binary, "-nodefaults", "-no-user-config", "-name", _opt(plan.name)]
     if plan.arch == "aarch64":
+        # Under TCG a Cortex-A57 (as LinuxKit emulates): `max` adds pointer authentication,
+        # which is slow to emulate and doubles the time to a login.
         argv += ["-machine", "virt,gic-version=" + ("host" if kvm else "max")]
-        argv += ["-cpu", "host" if kvm else "max"]
+        argv += ["-cpu", "host" if kvm else "cortex-a57"]
     else:
         machine = plan.platform.machine if plan.platform else "q35"
         argv += ["-machine", machine] + (["-cpu", "host"] if kvm else [])
@@ -253,6 +255,11 @@ def prepare(spec: MachineSpec) -> QemuPlan:
     if spec.boot_chart is not None:
         atomic.check_directory(spec.boot_chart.parent)  # fail now, not after the boot
     arch = normalise_arch(spec.arch) if spec.arch else host_machine()
+    if arch == "aarch64" and spec.disk_bus == "ide":
+        raise UsageError(
+            "--disk-bus ide: arm64's virt machine has no IDE controller",
+            hint="use --disk-bus scsi (the default) or virtio",
+        )
     binary = _qemu_binary(spec.qemu, arch)
     if spec.networking.mode == "user":
         check_ports(spec.publish)  # before the state directory: a refusal leaves nothing
@@ -403,11 +410,12 @@ def _extra_disks(disks: tuple[DiskSpec, ...], state: StateDir) -> list[Drive]:
 def _firmware_files(
     spec: MachineSpec, target: BootTarget, arch: str, state: StateDir
 ) -> tuple[Path, Path | None] | None:
-    kernel_boot = target.kind.value.startswith("kernel+")
-    # On arm64 only a kernel can be started without firmware; there is no BIOS.
-    wanted = spec.uefi or spec.firmware is not None or target.needs_uefi
-    if not wanted and arch == "aarch64" and not kernel_boot:
-        wanted = True
+    # arm64 has no BIOS: every boot goes through UEFI firmware (AAVMF), a kernel too (the
+    # firmware loads -kernel/-initrd from qemu and starts the Image as an EFI application).
+    # Without firmware the kernel would describe the `virt` machine from its device tree,
+    # whose power button needs a GPIO keys driver Debian's arm64 kernel lacks: the ACPI
+    # tables the firmware hands over give the power button `cairn run stop` presses.
+    wanted = spec.uefi or spec.firmware is not None or target.needs_uefi or arch == "aarch64"
     if not wanted:
         return None
     if not spec.uefi and target.needs_uefi:
