@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from cairn.pkg.spec import load
 
 PACKAGES = Path(__file__).resolve().parents[2] / "src" / "cairn" / "packages"
@@ -15,14 +17,17 @@ GENERIC_ONLY = [
 ]  # fmt: skip
 
 
-def modules(package: str) -> list[str]:
+def modules(package: str, arch: str = "amd64") -> list[str]:
     kernel = load(PACKAGES / package).kernel
-    assert kernel is not None and kernel.modules is not None
-    return list(kernel.modules)
+    assert kernel is not None
+    modules = kernel.for_arch(arch).modules
+    assert modules is not None
+    return list(modules)
 
 
-def test_the_generic_kernel_keeps_every_module_of_the_cloud_kernel_and_its_own() -> None:
-    assert modules("kernel-generic") == GENERIC_ONLY + modules("kernel")
+@pytest.mark.parametrize("arch", ["amd64", "arm64"])
+def test_the_generic_kernel_keeps_every_module_of_the_cloud_kernel_and_its_own(arch: str) -> None:
+    assert modules("kernel-generic", arch) == GENERIC_ONLY + modules("kernel", arch)
 
 
 def test_the_cloud_kernel_carries_each_platforms_disks_and_nics() -> None:
