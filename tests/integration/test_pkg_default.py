@@ -87,6 +87,17 @@ CONTENTS = {
     "poweroff": ["usr/bin/poweroff.sh"],
     "metadata": ["usr/bin/busybox", "usr/bin/jq", "usr/bin/metadata", "usr/lib/metadata/lib.sh",
                  "usr/lib/metadata/tree.jq"],
+    "openntpd": ["usr/sbin/ntpd", "etc/openntpd/ntpd.conf", "etc/passwd"],
+    "ip": ["usr/bin/ip", "usr/sbin/bridge", "usr/bin/sh"],
+    "swap": ["usr/bin/swap.sh", "swap.sh", "usr/sbin/dmsetup", "usr/lib/cairn/disk.sh"],
+    "extend": ["usr/bin/extend", "usr/sbin/resize2fs", "usr/sbin/e2fsck", "usr/sbin/xfs_growfs",
+               "usr/bin/btrfs", "usr/sbin/sfdisk", "usr/lib/cairn/disk.sh"],
+    "dm-crypt": ["usr/bin/crypto", "usr/sbin/cryptsetup", "usr/sbin/mkfs.ext4",
+                 "usr/lib/cairn/disk.sh"],
+    "losetup": ["usr/bin/loopy", "usr/lib/cairn/disk.sh"],
+    "binfmt": ["usr/bin/binfmt", "etc/binfmt.d/00_cairn.conf", "usr/bin/qemu-aarch64-static"],
+    "node_exporter": ["usr/bin/prometheus-node-exporter", "usr/bin/node_exporter"],
+    "qemu-ga": ["usr/sbin/qemu-ga", "usr/bin/guest-agent", "usr/sbin/shutdown"],
 }  # fmt: skip
 
 
