@@ -1,11 +1,12 @@
 """The in-VM init (cairn.guest) in a real VM: onboot, services, runtime.json, volumes, shutdown.
 
-One boot serves most tests: an image with three onboot bundles (the second fails), two
-services (one crashes after printing a marker), an onshutdown bundle and two volumes. The
-test waits until the crashing service has been restarted twice, types a few commands at
-a root shell on the serial console (a test-only /etc/init.d hook starts it), presses the
-ACPI power button and waits for the VM to power off. Each test then reads its part of
-the transcript.
+One boot serves most tests: an image with three onboot bundles (the second fails), four
+services (one crashes after printing a marker, one writes far more than its log may hold,
+one ticks), an onshutdown bundle and two volumes, with logs bounded to 16 KiB and two
+older files (kernel command line). The test waits until the crashing service has been
+restarted twice, types a few commands at a root shell on the serial console (a test-only
+/etc/init.d hook starts it), presses the ACPI power button and waits for the VM to power
+off. Each test then reads its part of the transcript.
 """
 
 from __future__ import annotations
@@ -54,6 +55,24 @@ SLEEPER = sh(
     'trap "echo SLEEPER-TERM; exit 0" TERM; echo SLEEPER-UP; while :; do sleep 1 & wait $!; done'
 )
 
+#: The bound of every log in this machine: 16 KiB a file, two older files.
+LOG_SIZE, LOG_FILES = 16384, 2
+CMDLINE = f"console=ttyS0 cairn.log_size=16K cairn.log_files={LOG_FILES}"
+
+# ~550 KB at once, 30 times the bound, then quiet.
+CHATTY = sh("""
+pad=$(printf '%0100d' 0); i=0
+while [ $i -lt 5000 ]; do echo "CHATTY $i $pad"; i=$((i + 1)); done
+echo CHATTY-DONE
+exec sleep 100000
+""")
+
+# A line of 1 KB every 0.1 s: a new log file every 16 lines.
+TICKER = sh("""
+pad=$(printf '%01000d' 0); i=0
+while :; do echo "TICK $i $pad"; i=$((i + 1)); sleep 0.1; done
+""")
+
 
 def scenario_image(kernel: assets.DebianKernel) -> GuestImage:
     image = GuestImage(kernel)
@@ -86,6 +105,8 @@ def scenario_image(kernel: assets.DebianKernel) -> GuestImage:
     image.bundle(
         "services", "crasher", oci_config(sh("echo CRASHER-MARKER; exit 3")), readonly=False
     )
+    image.bundle("services", "chatty", oci_config(CHATTY, readonly=True), readonly=True)
+    image.bundle("services", "ticker", oci_config(TICKER, readonly=True), readonly=True)
     image.bundle("onshutdown", "000-bye", oci_config(sh("echo BYE"), readonly=True), readonly=True)
     return image
 
@@ -99,6 +120,12 @@ COMMANDS = {
     " nsenter --net=/run/netns/first ip link show vin",
     "timeline": "cat /run/cairn/timeline",
     "links": "stat -c '%h %i %n' /usr/share/linked-a /containers/linked-b",
+    "chatty-files": "until service logs chatty | grep -q CHATTY-DONE; do sleep 1; done;"
+    " cd /var/log && wc -c chatty.log*",
+    "chatty-log": "service logs chatty | cut -c1-12 | sed 's/^/LOG /'",
+    "follow": "service logs -f ticker >/tmp/follow & sleep 10; kill $!;"
+    " grep -o '^TICK [0-9]*' /tmp/follow",
+    "onboot-by-name": "service logs 001-fail; service logs fail",
     "restart": "service restart sleeper;"
     " until [ $(grep -c SLEEPER-UP /var/log/sleeper.log) = 2 ]; do sleep 0.2; done;"
     " service ls; service logs sleeper",
@@ -119,7 +146,7 @@ def booted(tmp_path_factory: pytest.TempPathFactory) -> Transcript:
     kernel = assets.debian_kernel()
     work = tmp_path_factory.mktemp("guest")
     initrd = scenario_image(kernel).write(work / "initrd.img")
-    with GuestVm(kernel.vmlinuz, initrd, work, mac=MAC) as vm:
+    with GuestVm(kernel.vmlinuz, initrd, work, mac=MAC, cmdline=CMDLINE) as vm:
         vm.wait_for("cairn: up in", "service sleeper started", "restart 2 in", timeout=120)
         boot_end = len(vm.console)
         outputs = {name: vm.run(command) for name, command in COMMANDS.items()}
@@ -277,3 +304,35 @@ def test_debug_knob_turns_on_runc_debug(tmp_path: Path) -> None:
     assert "HELLO" in console
     assert "level=debug" in console  # runc --debug wrote to the container's log
     assert "cairn: hook 010-onboot" in console  # notes reach the console in debug mode
+
+
+def test_a_service_that_writes_far_more_than_the_bound_leaves_logs_within_it(
+    booted: Transcript,
+) -> None:
+    out = booted.outputs["chatty-files"]
+    sizes = {name: int(size) for size, name in re.findall(r"^ *(\d+) (chatty\S*)$", out, re.M)}
+    assert set(sizes) == {"chatty.log", "chatty.log.0", "chatty.log.1"}
+    assert all(size <= LOG_SIZE for size in sizes.values())
+    assert sizes["chatty.log.0"] > LOG_SIZE - 200  # full, but for the line that did not fit
+
+
+def test_the_newest_lines_are_kept_in_order_without_a_gap(booted: Transcript) -> None:
+    # (the console shell's output: other lines, from the init, may come in between)
+    lines = re.findall(r"^LOG (.*)$", booted.outputs["chatty-log"], re.M)
+    assert lines[-1] == "CHATTY-DONE"
+    numbers = [int(line.split()[1]) for line in lines[:-1]]
+    assert numbers[-1] == 4999
+    assert numbers == list(range(numbers[0], 5000))  # every line of the window, in order
+    assert len(numbers) > 2 * LOG_SIZE // 120  # about three files of ~110-byte lines
+
+
+def test_service_logs_follow_goes_on_across_rotations(booted: Transcript) -> None:
+    ticks = [int(n) for n in re.findall(r"^TICK (\d+)$", booted.outputs["follow"], re.M)]
+    # the log as it was (its older files first), then every new line as it came
+    assert ticks == list(range(ticks[0], ticks[-1] + 1))
+    # what three files hold when it starts (16 lines each), and two files' worth more
+    assert len(ticks) > 3 * 16 + 2 * 16
+
+
+def test_service_logs_reads_an_onboot_log_by_its_name(booted: Transcript) -> None:
+    assert booted.outputs["onboot-by-name"].count("FAIL-RAN") == 2

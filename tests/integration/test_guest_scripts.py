@@ -291,3 +291,80 @@ def test_devnames_lists_the_nodes_whose_opening_loads_a_module(tmp_path: Path) -
         "loop-control c 10 237",
         "mapper/control c 10 236",
     ]
+
+
+# --- logs: log.awk, and the kernel command line's bounds -----------------------------------
+
+
+def write_log(file: Path, lines: list[str], *, size: int, files: int) -> None:
+    """Feed LINES to log.awk as lib.sh's log_writer runs it."""
+    result = subprocess.run(
+        [busybox(), "awk", "-v", f"file={file}", "-v", f"size={size}", "-v", f"files={files}",
+         "-f", str(LIB / "log.awk")],
+        input="".join(f"{line}\n" for line in lines), capture_output=True, text=True,
+        env={"LC_ALL": "C"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+
+
+def logs(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
+
+
+def test_log_awk_rotates_to_logwrites_names_and_keeps_each_file_within_the_bound(
+    tmp_path: Path,
+) -> None:
+    lines = [f"line {i:04}" for i in range(1000)]  # 10 bytes each with the newline
+    write_log(tmp_path / "svc.log", lines, size=1000, files=3)
+    found = logs(tmp_path)
+    assert list(found) == ["svc.log", "svc.log.0", "svc.log.1", "svc.log.2"]
+    assert all(len(data) <= 1000 for data in found.values())
+    kept = b"".join(found[name] for name in ("svc.log.2", "svc.log.1", "svc.log.0", "svc.log"))
+    assert kept.decode().splitlines() == lines[-len(kept) // 10 :]  # the newest, in order
+    assert len(found["svc.log.0"]) == 1000
+
+
+def test_log_awk_continues_a_log_that_is_there(tmp_path: Path) -> None:
+    log = tmp_path / "svc.log"
+    write_log(log, ["x" * 89] * 10, size=1000, files=1)  # 900 bytes
+    write_log(log, ["y" * 89] * 2, size=1000, files=1)  # 990 fit, the next line does not
+    assert logs(tmp_path) == {
+        "svc.log": b"y" * 89 + b"\n",
+        "svc.log.0": (b"x" * 89 + b"\n") * 10 + b"y" * 89 + b"\n",
+    }
+
+
+def test_log_awk_cuts_a_line_longer_than_a_file_and_may_keep_no_older_file(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "it's.log"  # a name the rename must quote
+    write_log(log, ["a" * 5000, "b"], size=1024, files=0)
+    assert logs(tmp_path) == {"it's.log": b"b\n"}
+    write_log(log, ["c" * 5000], size=1024, files=1)
+    assert logs(tmp_path) == {"it's.log": b"c" * 1023 + b"\n", "it's.log.0": b"b\n"}
+
+
+@pytest.mark.parametrize(
+    ("cmdline", "size", "files"),
+    [
+        ("console=ttyS0", 1048576, 10),  # LinuxKit's logwrite: 1 MiB, 10 older files
+        ("cairn.log_size=64K cairn.log_files=3", 65536, 3),
+        ("cairn.log_size=2M cairn.log_files=0", 2097152, 0),
+        ("cairn.log_size=4096 cairn.log_size=010", 1048576, 10),  # the last: too small
+        ("cairn.log_size=1K2 cairn.log_files=x", 1048576, 10),  # not numbers: the defaults
+        ("xcairn.log_size=8192 cairn.log_files=0009", 1048576, 9),
+    ],
+)
+def test_the_kernel_command_line_sets_the_bound_of_the_logs(
+    cmdline: str, size: int, files: int
+) -> None:
+    script = f"""
+. {LIB / "lib.sh"}
+CMDLINE='{cmdline}'
+LOG_SIZE=1048576 LOG_FILES=10
+value cairn.log_size && bytes "$VALUE" && [ "$BYTES" -ge 1024 ] && LOG_SIZE=$BYTES
+value cairn.log_files && bytes "$VALUE" && LOG_FILES=$BYTES
+echo "$LOG_SIZE $LOG_FILES"
+"""
+    out = subprocess.run([busybox(), "sh", "-c", script], capture_output=True, text=True)
+    assert out.stdout.split() == [str(size), str(files)], out.stderr

@@ -60,8 +60,11 @@ def test_sshd_example_has_the_promised_sections() -> None:
     assert any(f.path == "root/.ssh/authorized_keys" for f in config.files)
 
 
-def test_format_and_mount_share_the_same_disk_helpers() -> None:
-    assert (ROOT / "pkg/format/disk.sh").read_bytes() == (ROOT / "pkg/mount/disk.sh").read_bytes()
+def test_the_disk_packages_share_the_same_disk_helpers() -> None:
+    copies = sorted((ROOT / "pkg").glob("*/disk.sh"))
+    assert {"format", "mount"} <= {copy.parent.name for copy in copies}
+    for copy in copies:
+        assert copy.read_bytes() == (ROOT / "pkg/format/disk.sh").read_bytes(), copy.parent.name
 
 
 @pytest.fixture

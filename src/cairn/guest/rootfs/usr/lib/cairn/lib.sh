@@ -80,6 +80,37 @@ read_flags() {
 	fi
 	# LinuxKit's knob: container output on the console instead of in /var/log.
 	flag linuxkit.runc_console && CONSOLE_LOGS=1
+	# The bound of each log (log_writer): LinuxKit's logwrite defaults, or the kernel
+	# command line's cairn.log_size=BYTES (K and M suffixes too) and cairn.log_files=N.
+	LOG_SIZE=1048576
+	LOG_FILES=10
+	value cairn.log_size && bytes "$VALUE" && [ "$BYTES" -ge 1024 ] && LOG_SIZE=$BYTES
+	value cairn.log_files && bytes "$VALUE" && LOG_FILES=$BYTES
+}
+
+# value NAME: VALUE = the value of NAME=VALUE on the kernel command line (the last one);
+# false when it has none.
+value() {
+	case " $CMDLINE " in
+	*" $1="*) ;;
+	*) return 1 ;;
+	esac
+	VALUE=" $CMDLINE "
+	VALUE=${VALUE##*" $1="}
+	VALUE=${VALUE%% *}
+}
+
+# bytes VALUE: BYTES = VALUE (up to 12 digits, with an optional K or M suffix) in bytes;
+# false if it is not such a number.
+bytes() {
+	BYTES=${1%[KM]}
+	case $BYTES in '' | *[!0-9]* | ?????????????*) return 1 ;; esac
+	BYTES=${BYTES#"${BYTES%%[!0]*}"} # no leading zeros: $((010)) is octal
+	case $1 in
+	*K) BYTES=$((${BYTES:-0} * 1024)) ;;
+	*M) BYTES=$((${BYTES:-0} * 1048576)) ;;
+	*) BYTES=${BYTES:-0} ;;
+	esac
 }
 read_flags
 
@@ -163,41 +194,70 @@ bundle_for() {
 		"$1/config.json" >"$BUNDLE/config.json"
 }
 
+# --- logs ------------------------------------------------------------------------------
+
+# log_writer FILE: copy standard input to the log FILE, bounded: at most LOG_SIZE bytes a
+# file, with LOG_FILES older files FILE.0 (newest) ... (log.awk), each line written as it
+# comes. It runs until every writer of its input has closed it, and ignores SIGTERM, so
+# that at shutdown, when init signals every process, it still writes what its container
+# said last. Run it in a pipeline or in the background: it replaces the shell it runs in.
+log_writer() {
+	trap '' TERM
+	LC_ALL=C
+	export LC_ALL
+	exec awk -v file="$1" -v size="$LOG_SIZE" -v files="$LOG_FILES" -f $CAIRN_LIB/log.awk
+}
+
 # --- one-shot containers (onboot, onshutdown) --------------------------------------------
 
 # run_once KIND DIR: run the bundle DIR (e.g. /containers/onboot/000-dhcpcd) to completion
 # with runc and put one summary line on the console. The log is /var/log/KIND.NAME.log,
-# stdout and stderr together; LinuxKit's names under /run/log/ point to it. Returns the
-# container's exit status.
+# stdout and stderr together, through a log writer (log_writer); LinuxKit's names under
+# /run/log/ point to it. Returns the container's exit status.
 run_once() {
 	_kind=$1
 	_dir=$2
 	_name=${2##*/}
 	_log=/var/log/$_kind.$_name.log
-	[ -n "$CONSOLE_LOGS" ] && _log=/dev/console
+	_status=$CAIRN_RUN/status
 	event "$_kind-start $_name"
 	now
 	_t0=$NOW
-	if prepare_filesystem "$_dir" >>"$_log" 2>&1 && bundle_for "$_dir" "$_name" >>"$_log" 2>&1; then
-		$RUNC run --bundle "$BUNDLE" "$_name" </dev/null >>"$_log" 2>&1
-		_rc=$?
-		_why="exit $_rc"
+	echo 1 >"$_status" # what is left if run_bundle cannot even say
+	if [ -n "$CONSOLE_LOGS" ]; then
+		run_bundle "$_dir" "$_name" "$_status" >/dev/console 2>&1
+		_log=/dev/console
 	else
-		echo "cairn: the runtime.json of $_dir could not be applied" >>"$_log"
-		_rc=1
-		_why=runtime.json
+		# The pipeline ends when the writer has written the last line: the log is whole.
+		run_bundle "$_dir" "$_name" "$_status" 2>&1 | log_writer "$_log"
 	fi
+	read -r _rc <"$_status"
+	_why="exit $_rc"
+	[ "$_rc" = runtime.json ] && _rc=1 && _why=runtime.json
 	umount "$_dir/rootfs" 2>/dev/null
 	now
 	secs $((NOW - _t0))
-	if [ $_rc = 0 ]; then
+	if [ "$_rc" = 0 ]; then
 		event "$_kind-end $_name 0" "$_kind $_name ok (${SECS}s)"
 	else
 		event "$_kind-end $_name $_rc" "$_kind $_name FAILED ($_why), see $_log"
 		# The end of the log, so that the console alone tells what went wrong.
 		[ -f "$_log" ] && tail -n 5 "$_log" | sed 's/^/    | /' >/dev/console
 	fi
-	return $_rc
+	return "$_rc"
+}
+
+# run_bundle DIR ID STATUS: apply the runtime.json of bundle DIR and run it with runc as ID,
+# to completion; write its exit status (or "runtime.json" if it could not be prepared) to
+# the file STATUS. Its output is the container's.
+run_bundle() {
+	if prepare_filesystem "$1" && bundle_for "$1" "$2"; then
+		$RUNC run --bundle "$BUNDLE" "$2" </dev/null
+		echo $? >"$3"
+	else
+		echo "cairn: the runtime.json of $1 could not be applied"
+		echo runtime.json >"$3"
+	fi
 }
 
 # run_all KIND: run_once every bundle in /containers/KIND, in sorted order, one at a time.
