@@ -70,6 +70,7 @@ class QemuPlan:
     initrd: Path | None = None
     append: str | None = None
     firmware: tuple[Path, Path | None] | None = None
+    bios: Path | None = None  # instead of qemu's default BIOS (firmware.direct_kernel_bios)
     networking: Networking = field(default_factory=Networking)
     mac: str = ""
     publish: tuple[PortForward, ...] = ()
@@ -133,7 +134,7 @@ def _display(plan: QemuPlan) -> list[str]:
 
 def _firmware(plan: QemuPlan) -> list[str]:
     if plan.firmware is None:
-        return []
+        return ["-bios", str(plan.bios)] if plan.bios else []
     code, variables = plan.firmware
     if variables is None:
         return ["-drive", f"if=pflash,format=raw,unit=0,file={_opt(code)}"]
@@ -236,6 +237,8 @@ def prepare(spec: MachineSpec) -> QemuPlan:
     _check_memory(target, spec.memory_mib)
     drives = _boot_drives(target)
     drives += _extra_disks(spec.disks, state)
+    firmware = _firmware_files(spec, target, arch, state)
+    direct = target.kernel is not None and firmware is None
     if spec.data is not None:
         drives.append(Drive(metadata.create_iso(state.data_iso, spec.data), "raw", cdrom=True))
     return QemuPlan(
@@ -253,7 +256,8 @@ def prepare(spec: MachineSpec) -> QemuPlan:
         kernel=target.kernel or (target.image if target.kind is BootKind.UKI else None),
         initrd=target.initrd,
         append=_append(target, spec.disk_bus),
-        firmware=_firmware_files(spec, target, arch, state),
+        firmware=firmware,
+        bios=firmware_mod.direct_kernel_bios(arch) if direct else None,
         networking=spec.networking,
         mac=state.mac_address() if spec.networking.mode != "none" else "",
         publish=spec.publish,
