@@ -1,19 +1,26 @@
-"""Boot time of examples/sshd.yml under qemu: qemu start to sshd's banner, and the floor.
+"""Boot time as a user meets it: from `cairn run` to a working ssh, and the floor.
 
-Builds the default packages (``cairn pkg build pkg/*``, warm: seconds) and
-examples/sshd.yml with a freshly generated key into a temporary directory, then, ``--runs``
-times (default 5):
+Builds the default packages (``cairn pkg build``, warm: seconds), examples/sshd.yml with a
+freshly generated key and examples/minimal.yml into a temporary directory, then ``--runs``
+rounds (default 5), each of:
 
-* ``sshd``: ``cairn run qemu --detached --publish 127.0.0.1:PORT:22``, and the time from
-  qemu's process start (read from /proc, so Cairn's own start-up is not counted) until a
-  TCP connection to PORT returns the ``SSH-2.0`` banner; then ``cairn run stop``. Several
-  connection attempts are kept open at once: qemu's user networking accepts a connection
-  before the guest can answer it, so a single attempt could wait on a dead one.
+* ``sshd``: the time from invoking ``cairn run qemu --detached --publish
+  127.0.0.1:PORT:22 sshd`` until ``ssh -p PORT root@127.0.0.1 true`` first succeeds. The
+  client retries as a person would, but without waiting on a dead connection: qemu's user
+  networking accepts every connection itself and holds it while the guest has no address,
+  so a probe of a closed guest port (a second published port) says when the guest answers;
+  from then on one ``ssh`` at a time, the next as soon as the last fails.
+* ``minimal``: from invoking ``cairn run qemu --detached minimal`` until the root shell's
+  prompt of getty's autologin (INSECURE=true) is on the console.
 * ``floor``: the same kernel and command line with an initrd whose /init powers off at
-  once (busybox-static), booted the same way; qemu start to qemu exit. No init can beat it.
+  once (busybox-static): from invoking ``cairn run qemu --detached`` until qemu exits. No
+  init can beat it.
 
-Also the initrd's size and, from STATE/boot-timeline.json, the guest's events of the
-median run. Usage: python bench/boot.py [--runs 5] [--cache DIR]. Prints JSON.
+Prints JSON: each measure's median and runs, the ratio of the sshd median to the floor's,
+the breakdown of the median sshd run (seconds since invoking `cairn run`: qemu's start,
+the kernel's, /init, rc.init, each onboot container, each service start and ready, the
+guest first answering, the first ssh), the guest's ``free -m`` after one boot, and the
+initrd's size. Usage: python bench/boot.py [--runs 5] [--mem MIB] [--cache DIR].
 """
 
 from __future__ import annotations
@@ -22,7 +29,6 @@ import argparse
 import gzip
 import json
 import os
-import selectors
 import socket
 import statistics
 import subprocess
@@ -30,6 +36,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,12 +50,14 @@ from cairn.fs import directory, regular, symlink  # noqa: E402
 
 CAIRN = [sys.executable, "-m", "cairn"]
 FLOOR_INIT = b"#!/bin/busybox sh\n/bin/busybox poweroff -f\n"
-BOOT_TIMEOUT = 60.0
-_TICK = os.sysconf("SC_CLK_TCK")
+PROMPT = b":~# "  # the root shell getty starts on the console (packages/getty)
+CLOSED_PORT = 9  # a guest port nothing listens on: a refusal means the guest answers
+TIMEOUT = 60.0
+POLL = 0.005
 
 
-def _run(argv: list[str], **kw: Any) -> None:
-    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, **kw)
+def _run(argv: Sequence[str | Path], **kw: Any) -> None:
+    subprocess.run([str(a) for a in argv], check=True, stdout=subprocess.DEVNULL, **kw)
 
 
 def _free_port() -> int:
@@ -57,105 +66,137 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _boottime() -> float:
+def _now() -> float:
     return time.clock_gettime(time.CLOCK_BOOTTIME)
-
-
-def _started(pid: int) -> float:
-    """When process ``pid`` started, in CLOCK_BOOTTIME seconds (10 ms resolution)."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    return int(stat.rpartition(")")[2].split()[19]) / _TICK
 
 
 def _qemu_pid(state: Path) -> int:
     return int(json.loads((state / "run.json").read_text())["pid"])
 
 
-def _wait_banner(port: int, deadline: float) -> float:
-    """BOOTTIME at which a connection to ``port`` first returned an SSH banner.
+@dataclass(frozen=True)
+class Runner:
+    """How every machine of the bench is run: the environment (cache) and the options
+    given to every `cairn run qemu` (--mem)."""
 
-    qemu accepts every connection itself and, while the guest has no address yet, holds it
-    and retries towards the guest only seconds later. So until the guest first refuses a
-    connection (it has its address, sshd does not listen yet), a new attempt starts every
-    0.2 s and each is given up after 1 s; from then on one attempt at a time, the next as
-    soon as the last is refused, like a person retrying ssh. Never more than one or two
-    sshd children compete for the guest's one CPU, which would delay the banner timed.
-    """
-    sel = selectors.DefaultSelector()
-    opened: dict[socket.socket, float] = {}
-    reachable = False
+    env: dict[str, str]
+    options: tuple[str, ...] = ()
 
-    def drop(sock: socket.socket) -> None:
-        sel.unregister(sock)
-        del opened[sock]
-        sock.close()
+    def start(self, prefix: Path, state: Path, *options: str) -> float:
+        """Invoke `cairn run qemu --detached`; return when it was invoked (BOOTTIME)."""
+        invoked = _now()
+        _run([*CAIRN, "run", "qemu", "-q", "--detached", "--state", state, *self.options,
+              *options, prefix], env=self.env)  # fmt: skip
+        return invoked
 
+
+def _stop(state: Path) -> None:
+    _run([*CAIRN, "run", "stop", "-q", "--grace", "10", state])
+
+
+def _refused(port: int) -> bool:
+    """Whether the guest refuses a connection to the published closed port: qemu accepts
+    it, then closes it once the guest answers with a reset (while the guest has no address
+    qemu keeps it open, and the probe gives up after 0.2 s)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=1.0) as sock:
+        sock.settimeout(0.2)
+        try:
+            return sock.recv(1) == b""
+        except TimeoutError:
+            return False
+        except OSError:
+            return True
+
+
+class Guest:
+    def __init__(self, state: Path, key: Path, port: int) -> None:
+        self.state, self.key, self.port = state, key, port
+
+    def ssh(self, command: str, timeout: float = 10.0) -> subprocess.CompletedProcess[str]:
+        argv = [
+            "ssh", "-p", str(self.port), "-i", str(self.key), "-o", "BatchMode=yes",
+            "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+            "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=5", "root@127.0.0.1", command,
+        ]  # fmt: skip
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+
+
+def boot_to_ssh(run: Runner, prefix: Path, state: Path, key: Path) -> dict[str, Any]:
+    port, closed = _free_port(), _free_port()
+    invoked = run.start(prefix, state, "--publish", f"127.0.0.1:{port}:22",
+                     "--publish", f"127.0.0.1:{closed}:{CLOSED_PORT}")  # fmt: skip
+    guest = Guest(state, key, port)
+    marks: dict[str, float] = {}
     try:
+        deadline = time.monotonic() + TIMEOUT
+        while not _refused(closed):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the guest never answered")
+        marks["guest answers"] = _now() - invoked
+        while guest.ssh("true").returncode != 0:
+            if time.monotonic() > deadline:
+                raise RuntimeError("no ssh")
+            time.sleep(0.05)
+        marks["first ssh"] = _now() - invoked
+        _wait_settled(state)
+    except (RuntimeError, subprocess.TimeoutExpired):
+        return {"seconds": None, "breakdown": None}
+    finally:
+        _stop(state)
+    return {"seconds": round(marks["first ssh"], 2), "breakdown": _breakdown(state, invoked, marks)}
+
+
+def _wait_settled(state: Path) -> None:
+    """Until the timeline follower has written every service's ready (at most 10 s)."""
+    deadline = time.monotonic() + 10
+    path = state / "boot-timeline.json"
+    while time.monotonic() < deadline:
+        if path.exists():
+            boxes = json.loads(path.read_text())["containers"]
+            services = [b for b in boxes if b["kind"] == "service"]
+            if services and all("ready" in b for b in services):
+                return
+        time.sleep(0.1)
+
+
+def _breakdown(state: Path, invoked: float, marks: dict[str, float]) -> dict[str, Any]:
+    """Seconds since `cairn run` was invoked of each step of the boot."""
+    data = json.loads((state / "boot-timeline.json").read_text())
+    qemu = data["qemu_start"] - (time.time() - (_now() - invoked))  # Unix -> since invoked
+    out: dict[str, Any] = {"qemu start": round(qemu, 2)}
+    for event in data["events"]:
+        if event["t"] is None or event["event"] in ("qemu-start", "up"):
+            continue
+        name = " ".join(str(event[k]) for k in ("event", "name") if k in event)
+        out[name] = round(qemu + event["t"], 2)
+    return out | {k: round(v, 2) for k, v in marks.items()}
+
+
+def boot_to_prompt(run: Runner, prefix: Path, state: Path) -> float | None:
+    invoked = run.start(prefix, state)
+    try:
+        deadline = time.monotonic() + TIMEOUT
         while time.monotonic() < deadline:
-            now = time.monotonic()
-            for sock in [s for s, t in opened.items() if now - t > (2.0 if reachable else 1.0)]:
-                drop(sock)
-            newest = max(opened.values(), default=0.0)
-            if not opened or (not reachable and now - newest > 0.2):
-                sock = socket.socket()
-                sock.setblocking(False)
-                sock.connect_ex(("127.0.0.1", port))
-                sel.register(sock, selectors.EVENT_READ)
-                opened[sock] = now
-            for key, _ in sel.select(timeout=0.01):
-                sock = key.fileobj  # type: ignore[assignment]
-                try:
-                    data = sock.recv(64)
-                except OSError:
-                    data = b""
-                if data.startswith(b"SSH-2.0"):
-                    return _boottime()
-                if not reachable:  # refused: the guest answers; drop the held ones
-                    reachable = True
-                    for other in list(opened):
-                        drop(other)
-                    break
-                drop(sock)
-        raise RuntimeError(f"no SSH banner on port {port} within {BOOT_TIMEOUT:g}s")
+            if PROMPT in (state / "console.log").read_bytes():
+                return round(_now() - invoked, 2)
+            time.sleep(POLL)
+        return None
     finally:
-        for sock in list(opened):
-            drop(sock)
-        sel.close()
+        _stop(state)
 
 
-def boot_to_banner(prefix: Path, state: Path, cache: Path) -> dict[str, Any]:
-    port = _free_port()
-    _run(
-        [*CAIRN, "run", "qemu", "-q", "--detached", "--state", str(state),
-         "--publish", f"127.0.0.1:{port}:22", str(prefix)],
-        env={**os.environ, "CAIRN_CACHE": str(cache)},
-    )  # fmt: skip
-    try:
-        start = _started(_qemu_pid(state))
-        seconds: float | None = round(
-            _wait_banner(port, time.monotonic() + BOOT_TIMEOUT) - start, 2
-        )
-    except RuntimeError:  # no banner: counted as a failed run
-        seconds = None
-    finally:
-        _run([*CAIRN, "run", "stop", "-q", "--grace", "10", str(state)])
-    timeline = state / "boot-timeline.json"
-    return {
-        "seconds": seconds,
-        "timeline": json.loads(timeline.read_text()) if timeline.exists() else None,
-    }
-
-
-def boot_to_exit(prefix: Path, state: Path) -> float:
-    _run([*CAIRN, "run", "qemu", "-q", "--detached", "--state", str(state), str(prefix)])
+def boot_to_exit(run: Runner, prefix: Path, state: Path) -> float:
+    invoked = run.start(prefix, state)
     pid = _qemu_pid(state)
-    start = _started(pid)
-    deadline = time.monotonic() + BOOT_TIMEOUT
-    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-        if Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z":
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z":
+                break
+        except FileNotFoundError:
             break
-        time.sleep(0.005)
-    return round(_boottime() - start, 2)
+        time.sleep(POLL)
+    return round(_now() - invoked, 2)
 
 
 def write_floor(out: Path, kernel: Path, cmdline: str) -> Path:
@@ -168,15 +209,14 @@ def write_floor(out: Path, kernel: Path, cmdline: str) -> Path:
         gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f,
     ):
         cpio = CpioWriter(f)
-        items = [
+        cpio.add_all([
             directory("bin"),
             regular("bin/busybox", assets.busybox().read_bytes(), 0o755),
             symlink("bin/sh", "busybox"),
             directory("dev"),
             regular("init", FLOOR_INIT, 0o755),
             directory("proc"),
-        ]
-        cpio.add_all(items)
+        ])  # fmt: skip
         cpio.finish()
     return prefix
 
@@ -184,35 +224,66 @@ def write_floor(out: Path, kernel: Path, cmdline: str) -> Path:
 def _summary(values: Sequence[float | None]) -> dict[str, Any]:
     done = [v for v in values if v is not None]
     median = round(statistics.median(done), 2) if done else None
-    return {"median": median, "runs": values, "failed": len(values) - len(done)}
+    return {"median": median, "runs": list(values), "failed": len(values) - len(done)}
 
 
-def measure(runs: int, cache: Path) -> dict[str, Any]:
-    env = {**os.environ, "CAIRN_CACHE": str(cache)}
-    _run([*CAIRN, "pkg", "build", "-q", *sorted(str(p) for p in (ROOT / "pkg").iterdir())], env=env)
+def _free(run: Runner, prefix: Path, work: Path, key: Path) -> str | None:
+    """The guest's `free -m` once the boot has settled."""
+    port = _free_port()
+    state = work / "free-state"
+    run.start(prefix, state, "--publish", f"127.0.0.1:{port}:22")
+    guest = Guest(state, key, port)
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            with_ssh = guest.ssh("true")
+            if with_ssh.returncode == 0:
+                _wait_settled(state)
+                return guest.ssh("free -m").stdout
+            time.sleep(0.5)
+        return None
+    finally:
+        _stop(state)
+
+
+def measure(runs: int, run: Runner) -> dict[str, Any]:
+    env = run.env
     with tempfile.TemporaryDirectory(prefix="cairn-boot-") as tmp:
         work = Path(tmp)
         home = work / "home"
         (home / ".ssh").mkdir(parents=True)
-        _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(home / ".ssh/id_ed25519")])
+        key = home / ".ssh/id_ed25519"
+        _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key])
         out = work / "out"
-        _run(
-            [*CAIRN, "build", "-q", "--dir", str(out), str(ROOT / "examples/sshd.yml")],
-            env={**env, "HOME": str(home)},
-        )
-        prefix = out / "sshd"
+        examples = ROOT / "src/cairn/examples"
+        for name in ("sshd", "minimal"):
+            _run([*CAIRN, "build", "-q", "--dir", out, examples / f"{name}.yml"],
+                 env={**env, "HOME": str(home)})  # fmt: skip
         cmdline = (out / "sshd-cmdline").read_text().strip()
-        sshd = [boot_to_banner(prefix, work / f"state{i}", cache) for i in range(runs)]
         floor = write_floor(work, out / "sshd-kernel", cmdline)
-        floor_runs = [boot_to_exit(floor, work / f"floor-state{i}") for i in range(runs)]
+        sshd: list[dict[str, Any]] = []
+        minimal: list[float | None] = []
+        floors: list[float] = []
+        for i in range(runs):  # interleaved, so that a change in the host's load hits all
+            sshd.append(boot_to_ssh(run, out / "sshd", work / f"s{i}", key))
+            minimal.append(boot_to_prompt(run, out / "minimal", work / f"m{i}"))
+            floors.append(boot_to_exit(run, floor, work / f"f{i}"))
         seconds = [r["seconds"] for r in sshd]
         done = sorted((r for r in sshd if r["seconds"] is not None), key=lambda r: r["seconds"])
-        median_run = done[len(done) // 2] if done else {"timeline": None}
+        median_run = done[len(done) // 2] if done else {"breakdown": None}
+        floor_median = statistics.median(floors)
         return {
-            "sshd": {**_summary(seconds), "timeline_of_median": median_run["timeline"]},
-            "floor": _summary(floor_runs),
+            "sshd": {**_summary(seconds), "breakdown_of_median": median_run["breakdown"]},
+            "minimal": _summary(minimal),
+            "floor": _summary(floors),
+            "sshd_to_floor": round(statistics.median(s for s in seconds if s) / floor_median, 2)
+            if done
+            else None,
+            "free_m": _free(run, out / "sshd", work, key),
             "cmdline": cmdline,
             "initrd_bytes": (out / "sshd-initrd.img").stat().st_size,
+            "run_options": list(run.options),
+            "load_average": os.getloadavg(),
             "cpus": os.cpu_count(),
         }
 
@@ -220,6 +291,7 @@ def measure(runs: int, cache: Path) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--mem", type=int, help="guest memory in MiB (default: cairn run's)")
     parser.add_argument(
         "--cache",
         type=Path,
@@ -227,7 +299,11 @@ def main() -> None:
         help="image cache (default: $CAIRN_CACHE or ~/.cache/cairn)",
     )
     args = parser.parse_args()
-    print(json.dumps(measure(args.runs, args.cache.absolute()), indent=2))
+    os.environ["PYTHONPATH"] = str(ROOT / "src")  # this checkout's Cairn, in every command
+    env = {**os.environ, "CAIRN_CACHE": str(args.cache.absolute())}
+    _run([*CAIRN, "pkg", "build", "-q", *sorted((ROOT / "src/cairn/packages").iterdir())], env=env)
+    options = ("--mem", str(args.mem)) if args.mem is not None else ()
+    print(json.dumps(measure(args.runs, Runner(env, options)), indent=2))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ Each test runs the real ``cairn`` in a process of its own and reads its stderr.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -89,6 +91,26 @@ def test_bare_cairn_prints_the_help() -> None:
     assert result.stdout.startswith("usage: cairn")
     for command in ("build", "run", "pkg", "cache", "metadata"):
         assert f"    {command} " in result.stdout
+
+
+def test_a_command_line_naming_its_group_loads_that_group_only() -> None:
+    """`cairn run` is timed from the moment it is invoked: it imports no builder, no
+    writer and no HTTP client."""
+    probe = (
+        "import contextlib, sys\nfrom cairn.cli import main\n"
+        "with contextlib.suppress(SystemExit):\n    main(['-q', 'run', 'qemu', '--help'])\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('cairn.formats', 'cairn.pkg', "
+        "'cairn.oci', 'httpx'))))"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "[]"
+
+
+def test_help_and_a_mistyped_command_still_know_every_group() -> None:
+    message = one_line_error(cairn("biuld", "x.yml"), status=2)
+    assert "invalid choice: 'biuld'" in message
+    assert "'build'" in message and "'metadata'" in message
 
 
 # Output flags before or after the command ---------------------------------------------

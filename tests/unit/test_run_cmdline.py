@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from cairn.errors import CairnError, UsageError
+from cairn.run import firmware as firmware_mod
 from cairn.run.accel import Accel
 from cairn.run.qemu import Drive, QemuPlan, command_line, prepare
 from cairn.run.spec import DiskSpec, MachineSpec, Networking, PortForward
@@ -232,6 +233,42 @@ def test_prepare_kernel_initrd_with_default_state(tmp_path: Path, fake_qemu: str
     assert resolved.drives == ()
     assert resolved.firmware is None
     assert resolved.accel == Accel("tcg", forced=True)
+
+
+@pytest.fixture
+def qboot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    rom = tmp_path / "qboot.rom"
+    rom.write_bytes(b"Q" * 64)
+    monkeypatch.setattr(firmware_mod, "_QBOOT", rom)
+    return rom
+
+
+def test_a_kernel_qemu_loads_starts_from_qboot(tmp_path: Path, fake_qemu: str, qboot: Path) -> None:
+    prefix = build_outputs(tmp_path, "-kernel", "-initrd.img")
+    resolved = prepare(spec(prefix, fake_qemu))
+    assert resolved.bios == qboot
+    argv = command_line(resolved)
+    assert argv[argv.index("-bios") + 1] == str(qboot)
+
+
+@pytest.mark.parametrize(("suffix", "arch"), [(".iso", None), ("-kernel", "aarch64")])
+def test_qboot_only_for_an_x86_kernel(
+    tmp_path: Path, fake_qemu: str, qboot: Path, suffix: str, arch: str | None
+) -> None:
+    """An ISO or disk needs a BIOS that boots from it; arm64 has no BIOS at all."""
+    build_outputs(tmp_path, suffix, "-initrd.img")
+    target = tmp_path / ("img.iso" if suffix == ".iso" else "img")
+    resolved = prepare(spec(target, fake_qemu, arch=arch))
+    assert resolved.bios is None
+    assert "-bios" not in command_line(resolved)
+
+
+def test_without_qboot_a_kernel_starts_from_qemus_default_bios(
+    tmp_path: Path, fake_qemu: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(firmware_mod, "_QBOOT", tmp_path / "absent.rom")
+    resolved = prepare(spec(build_outputs(tmp_path, "-kernel", "-initrd.img"), fake_qemu))
+    assert "-bios" not in command_line(resolved)
 
 
 def test_prepare_keeps_mac_and_uuid_in_the_state_dir(tmp_path: Path, fake_qemu: str) -> None:

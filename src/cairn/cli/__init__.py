@@ -48,8 +48,10 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see: {self.prog} --help)")
 
 
-def parser() -> argparse.ArgumentParser:
-    """The full argument parser (all command groups registered)."""
+def parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser: every command group, or only the group ``only`` (a command
+    line that names its group needs no other: each costs imports, and `cairn run` is
+    timed from the moment it is invoked)."""
     top = _Parser(prog="cairn", description="Build minimal, immutable Linux systems from YAML.")
     top.add_argument("--version", action="version", version=f"cairn {__version__}")
     add_output_flags(top, after_command=False)
@@ -57,7 +59,7 @@ def parser() -> argparse.ArgumentParser:
     add_output_flags(common, after_command=True)
     sub = top.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for group in GROUPS:
+    for group in GROUPS if only is None else (only,):
         module = importlib.import_module(f"cairn.cli.{group}")
         module.register(sub, common)
     return top
@@ -66,7 +68,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the cairn command line; returns the process exit status."""
     arguments = list(sys.argv[1:] if argv is None else argv)
-    top = parser()
+    top = parser(_named_group(arguments))
     complete(top)  # run by a shell's completion script: complete and exit
     if not arguments:
         top.print_help()
@@ -93,6 +95,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         _settle_stdout()
         return _fail(describe_os_error(exc), EXIT_ERROR, debug=_debug(args))
+
+
+def _named_group(arguments: Sequence[str]) -> str | None:
+    """The command group the command line names: its first word that is not a flag (the
+    flags before a command take no value). None for a completion script, which needs them
+    all, and for anything else (help, a typo), which the full parser explains."""
+    if "_ARGCOMPLETE" in os.environ:
+        return None
+    word = next((a for a in arguments if not a.startswith("-")), None)
+    return word if word in GROUPS else None
 
 
 def describe_os_error(exc: OSError) -> str:

@@ -8,12 +8,14 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cairn import log
 from cairn.arch import host_arch, oci_name
 from cairn.errors import CairnError, UsageError
-from cairn.oci.resolve import RegistryOptions
+
+if TYPE_CHECKING:
+    from cairn.oci.resolve import RegistryOptions
 
 # -q/-v/--debug and what each one means (the destination names are the namespace's).
 _OUTPUT_FLAGS = (
@@ -97,6 +99,8 @@ def cache_dir(args: argparse.Namespace) -> Path | None:
 
 def registry_options(args: argparse.Namespace) -> RegistryOptions:
     """RegistryOptions from the command line (and CAIRN_MIRROR, like LINUXKIT_MIRROR)."""
+    from cairn.oci.resolve import RegistryOptions  # the HTTP client: only for what pulls
+
     mirrors = [m for m in os.environ.get("CAIRN_MIRROR", "").replace(",", " ").split() if m]
     return RegistryOptions.from_flags(
         insecure=args.insecure_registry, mirrors=[*mirrors, *args.mirror]

@@ -77,6 +77,7 @@ class QemuPlan:
     initrd: Path | None = None
     append: str | None = None
     firmware: tuple[Path, Path | None] | None = None
+    bios: Path | None = None  # instead of qemu's default BIOS (firmware.direct_kernel_bios)
     networking: Networking = field(default_factory=Networking)
     mac: str = ""
     publish: tuple[PortForward, ...] = ()
@@ -145,7 +146,7 @@ def _display(plan: QemuPlan) -> list[str]:
 
 def _firmware(plan: QemuPlan) -> list[str]:
     if plan.firmware is None:
-        return []
+        return ["-bios", str(plan.bios)] if plan.bios else []
     code, variables = plan.firmware
     if variables is None:
         return ["-drive", f"if=pflash,format=raw,unit=0,file={_opt(code)}"]
@@ -277,6 +278,8 @@ def prepare(spec: MachineSpec) -> QemuPlan:
     platform = platform_mod.lookup(spec.platform) if spec.platform else None
     cd, service = _metadata(spec, state, target, platform)
     drives += cd
+    firmware = _firmware_files(spec, target, arch, state)
+    direct = target.kernel is not None and firmware is None
     return QemuPlan(
         binary=binary,
         state=state,
@@ -292,7 +295,8 @@ def prepare(spec: MachineSpec) -> QemuPlan:
         kernel=target.kernel or (target.image if target.kind is BootKind.UKI else None),
         initrd=target.initrd,
         append=_append(target, spec.disk_bus),
-        firmware=_firmware_files(spec, target, arch, state),
+        firmware=firmware,
+        bios=firmware_mod.direct_kernel_bios(arch) if direct else None,
         networking=spec.networking,
         mac=state.mac_address() if spec.networking.mode != "none" else "",
         publish=spec.publish,
