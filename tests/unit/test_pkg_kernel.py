@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import lzma
 import struct
 import subprocess
 import tarfile
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -182,6 +184,30 @@ def test_compressed_modules_are_read_and_kept_as_shipped(unpacked: Tree) -> None
     assert "kernel/drivers/char/hw_random/virtio-rng.ko.xz: kernel/drivers/virtio/virtio.ko" in (
         files[f"{MODDIR}/modules.dep"].decode()
     )
+
+
+def test_gzip_module_compression_stores_plain_modules_gzipped_and_names_them(
+    unpacked: Tree,
+) -> None:
+    plain, _ = kernel.layout(unpacked, spec("virtio_net", "virtio_rng"), epoch=0)
+    packed, _ = kernel.layout(
+        unpacked, replace(spec("virtio_net", "virtio_rng"), module_compression="gzip"), epoch=0
+    )
+    before, after = kernel_tar(plain), kernel_tar(packed)
+    net = f"{MODDIR}/kernel/drivers/net/virtio_net.ko"
+    assert net not in after
+    assert after[net + ".gz"][:2] == b"\x1f\x8b"
+    assert gzip.decompress(after[net + ".gz"]) == before[net]  # the same module, signed as it was
+    # an already compressed module is kept as shipped
+    rng = f"{MODDIR}/kernel/drivers/char/hw_random/virtio-rng.ko.xz"
+    assert after[rng] == before[rng]
+    dep = dict(line.split(":", 1) for line in after[f"{MODDIR}/modules.dep"].decode().splitlines())
+    assert "kernel/drivers/virtio/virtio.ko.gz" in dep["kernel/drivers/net/virtio_net.ko.gz"]
+    assert "kernel/drivers/net/virtio_net.ko.gz" in after[f"{MODDIR}/modules.order"].decode()
+    again, _ = kernel.layout(
+        unpacked, replace(spec("virtio_net", "virtio_rng"), module_compression="gzip"), epoch=0
+    )
+    assert again.read_bytes("kernel.tar") == packed.read_bytes("kernel.tar")
 
 
 def test_kernel_tar_is_deterministic_with_directories_first(unpacked: Tree) -> None:

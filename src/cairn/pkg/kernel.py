@@ -21,7 +21,7 @@ from __future__ import annotations
 import fnmatch
 import io
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from cairn import compress, elf, log
 from cairn.errors import CairnError, Position
@@ -234,9 +234,10 @@ def layout(tree: Tree, spec: KernelSpec, *, epoch: int) -> tuple[Tree, KernelInf
     chosen = {name: modules[name] for name in keep}
     order = _order(tree, moddir, chosen)
     log.info("kernel %s: %d of %d modules", version, len(chosen), len(modules))
+    stored = _stored(chosen, spec.module_compression)
     writer = tree.spool.writer()
     tar = TarWriter(compress.writer("none", writer))  # type: ignore[arg-type]
-    for entry, data in _modules_tree(tree, moddir, version, chosen, order, epoch):
+    for entry, data in _modules_tree(tree, moddir, version, chosen, stored, order, epoch):
         tar.add(entry, data)
     tar.finish()
     spooled = writer.finish()
@@ -293,26 +294,49 @@ def _order(tree: Tree, moddir: str, chosen: Mapping[str, Module]) -> list[str]:
     return listed + [by_path[p] for p in sorted(by_path)]
 
 
+def _stored(chosen: Mapping[str, Module], compression: str) -> dict[str, Module]:
+    """The modules as kernel.tar stores them: with ``gzip`` a plain .ko becomes .ko.gz.
+
+    An initrd holds every module of the package and is unpacked at each boot, where only
+    the few a machine asks for are ever loaded: compressed, the unpacked initrd of the
+    sshd example is 13 MB smaller (less time under emulation, less memory), and busybox's
+    modprobe (and kmod's) decompresses the module it loads."""
+    if compression == "none":
+        return dict(chosen)
+    return {
+        name: replace(m, path=m.path + ".gz") if m.path.endswith(".ko") else m
+        for name, m in chosen.items()
+    }
+
+
 def _modules_tree(
     tree: Tree,
     moddir: str,
     version: str,
     chosen: Mapping[str, Module],
+    stored: Mapping[str, Module],
     order: Sequence[str],
     epoch: int,
 ) -> Iterator[tuple[Entry, Readable | None]]:
+    """kernel.tar's entries: each module of ``chosen`` read from the package and written
+    as ``stored`` names it, and the indexes (which name the stored files)."""
     base = f"lib/modules/{version}"
     files: dict[str, tuple[int, Readable]] = {}
     for name in order:
         source = f"{moddir}/{chosen[name].path}"
+        target = f"{base}/{stored[name].path}"
+        if stored[name].path != chosen[name].path:
+            packed = compress.compress_bytes("gzip", tree.read_bytes(source))
+            files[target] = (len(packed), io.BytesIO(packed))
+            continue
         entry = tree.get(source)
         assert entry is not None
-        files[f"{base}/{chosen[name].path}"] = (entry.size, tree.reader(tree.data(source)))
+        files[target] = (entry.size, tree.reader(tree.data(source)))
     generated = {
-        "modules.dep": modules_dep(chosen, order),
-        "modules.alias": modules_alias(chosen, order),
-        "modules.softdep": modules_softdep(chosen, order),
-        "modules.order": "".join(chosen[n].path + "\n" for n in order).encode(),
+        "modules.dep": modules_dep(stored, order),
+        "modules.alias": modules_alias(stored, order),
+        "modules.softdep": modules_softdep(stored, order),
+        "modules.order": "".join(stored[n].path + "\n" for n in order).encode(),
     }
     for name in _SHIPPED:
         if f"{moddir}/{name}" in tree:

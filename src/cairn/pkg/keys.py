@@ -107,7 +107,17 @@ FILE_KEYS: dict[str, Check] = {
     "uid": _is_int,
     "gid": _is_int,
 }
-KERNEL_KEYS: dict[str, Check] = {"modules": _is_strings, "arch-modules": _is_string_lists}
+
+
+def _is_module_compression(value: Any) -> str | None:
+    return None if value in ("none", "gzip") else 'expected "none" or "gzip"'
+
+
+KERNEL_KEYS: dict[str, Check] = {
+    "modules": _is_strings,
+    "arch-modules": _is_string_lists,
+    "module-compression": _is_module_compression,
+}
 # What names a package (its tag), as opposed to what goes into its image.
 IDENTITY_KEYS = ("image", "org", "tag", "arches", "extra-sources")
 IMAGE_CONFIG_KEYS: dict[str, Check] = {

@@ -121,6 +121,7 @@ class KernelSpec:
     positions: tuple[Position, ...] = ()  # of each entry of ``modules``
     # ``arch-modules``: (architecture, its modules, their positions), kept only there
     arch_modules: tuple[tuple[str, tuple[str, ...], tuple[Position, ...]], ...] = ()
+    module_compression: str = "none"  # how kernel.tar stores a plain .ko: "none" or "gzip"
 
     def where(self, index: int) -> Position:
         return self.positions[index] if index < len(self.positions) else self.position
@@ -327,6 +328,7 @@ def _kernel(check: _Checker, value: Mapping[str, Any]) -> KernelSpec:
         tuple(modules) if modules else None,
         tuple(where(("kernel", "modules", i)) for i in range(len(modules or ()))),
         per_arch,
+        section.get("module-compression", "none"),
     )
 
 
