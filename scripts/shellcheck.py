@@ -7,7 +7,8 @@ says ``# shellcheck shell=sh``. They all run in busybox sh, so they are checked 
 (where busybox ash has more, such as ``local``, a ``# shellcheck disable=`` says so, with
 its reason beside it). Sourced files are followed: an absolute path such as
 ``/usr/lib/cairn/lib.sh`` is looked up in the guest's rootfs, a package's own library
-through a ``# shellcheck source=FILE`` directive relative to the script.
+through a ``# shellcheck source=FILE`` directive relative to the script (or to
+src/cairn/guest/disk, where the disk packages' shared disk.sh lives).
 
     python scripts/shellcheck.py           check them all (exit status: shellcheck's)
     python scripts/shellcheck.py --list    print the scripts that would be checked
@@ -24,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PLACES = ("src/cairn/guest", "pkg")
 ROOTFS = ROOT / "src/cairn/guest/rootfs"  # where the guest's absolute sourced paths resolve
+DISK = ROOT / "src/cairn/guest/disk"  # the disk packages' shared disk.sh
 _SH = re.compile(rb"#!\s*/(?:usr/)?bin/(?:busybox\s+)?sh(?:\s|$)|#\s*shellcheck\s+shell=sh\b")
 
 
@@ -53,7 +55,7 @@ def main(argv: list[str]) -> int:
         return 2
     command = [
         shellcheck, "--shell=sh", "--external-sources",
-        "--source-path=SCRIPTDIR", f"--source-path={ROOTFS}",
+        "--source-path=SCRIPTDIR", f"--source-path={ROOTFS}", f"--source-path={DISK}",
         *(str(p.relative_to(ROOT)) for p in scripts),
     ]  # fmt: skip
     return subprocess.run(command, cwd=ROOT, check=False).returncode

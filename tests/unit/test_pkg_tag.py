@@ -268,13 +268,13 @@ def test_outside_git_or_without_git_nothing_is_uncommitted(
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = Path("src/cairn/packages")
-GUEST = Path("src/cairn/guest/rootfs")
+GUEST = Path("src/cairn/guest")  # init's and the disk packages' extra sources
 DEFAULT_PACKAGES = sorted(p.parent.name for p in (ROOT / PACKAGES).glob("*/build.yml"))
 
 
 @pytest.fixture(scope="module")
 def default_packages(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The default packages and the guest scripts (init's extra source), committed to a
+    """The default packages and the guest scripts (their extra sources), committed to a
     repository of their own, so the tags do not depend on the state of this checkout."""
     repo = git_repo(tmp_path_factory.mktemp("repo").resolve())
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
@@ -306,10 +306,10 @@ def test_a_default_package_has_linuxkits_tag(default_packages: Path, name: str) 
 def test_a_default_package_copied_out_of_git_keeps_its_tag(
     default_packages: Path, name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # the layout of the installed wheel: cairn/packages/NAME beside cairn/guest/rootfs
+    # the layout of the installed wheel: cairn/packages/NAME beside cairn/guest
     copy = tmp_path / "site-packages" / "cairn"
     shutil.copytree(default_packages / PACKAGES, copy / "packages", symlinks=True)
-    shutil.copytree(default_packages / GUEST, copy / "guest" / "rootfs", symlinks=True)
+    shutil.copytree(default_packages / GUEST, copy / "guest", symlinks=True)
     without_git(monkeypatch, tmp_path)
     assert show_tag(copy / "packages" / name) == show_tag(default_packages / PACKAGES / name)
 

@@ -1,8 +1,8 @@
 # shellcheck shell=sh
 # shellcheck disable=SC2034 # the functions hand their results back in globals (DISKS, ...)
 # Shared by the disk packages (busybox sh): find disks, their partitions and what is on
-# them. The disk packages (format, mount, extend, swap, losetup, dm-crypt) carry the same
-# file (a test checks it).
+# them. The disk packages (format, mount, extend, swap, losetup, dm-crypt) take this one
+# file through their extra-sources, as /usr/lib/cairn/disk.sh.
 
 # disks: DISKS = the whole disks of the machine (not partitions, loops, ram disks, CDs or
 # device-mapper devices), in name order.
