@@ -27,7 +27,7 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cairn import atomic, log, proc
+from cairn import atomic, compress, log, proc
 from cairn.arch import host_machine
 from cairn.errors import CairnError, UsageError
 from cairn.run import accel as accel_mod
@@ -446,8 +446,8 @@ def needed_memory_mib(initrd: Path) -> int:
     the archive and the files it unpacks side by side, then the system runs."""
     size = initrd.stat().st_size
     with initrd.open("rb") as f:
-        plain = f.read(6) == b"070701"  # a newc cpio archive, not compressed
-    unpacked = size if plain else int(size * _UNPACKED_PER_COMPRESSED)
+        method = compress.sniff(f.read(6))
+    unpacked = size if method == "none" else int(size * _UNPACKED_PER_COMPRESSED)
     return (size + unpacked) // (1 << 20) + _MEMORY_BESIDE_INITRD_MIB
 
 
